@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= config.yaml
+
+.PHONY: run test lint stack bench clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(VENV)/.base
+	$(VENV)/bin/progimage serve --config $(CONFIG)
+
+test: $(VENV)/.test
+	$(VENV)/bin/ruff check proxy tests benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check proxy tests benchmarks
+	$(VENV)/bin/ruff format --check proxy tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
