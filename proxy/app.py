@@ -1,0 +1,60 @@
+"""The application factory: resources under AppKeys, middlewares and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import handlers, imaging
+from .config import Config
+from .keys import CONFIG, POOL, RENDERER, STORE
+from .middleware import common_headers, problems, write_tokens
+from .renderer import Renderer
+from .sources.local import LocalStore
+from .workers import RenderPool
+
+ID = "{id:[0-9a-f]{32}}"
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[problems, write_tokens(config.auth.tokens)],
+        # JSON bodies are read whole; images are streamed and capped on their own.
+        client_max_size=1024 * 1024,
+    )
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_resources)
+    app.on_response_prepare.append(common_headers)
+    _routes(app)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    imaging.configure(allow_svg=config.sources.allow_svg)
+    store = LocalStore(config.storage.path)
+    await store.open()
+    pool = RenderPool(config.limits.effective_concurrency, config.limits.queue)
+    app[STORE] = store
+    app[POOL] = pool
+    app[RENDERER] = Renderer(config, store, pool)
+    yield
+    pool.close()
+
+
+def _routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", handlers.index)
+    r.add_get("/health", handlers.health)
+    r.add_put("/images", handlers.put_image)
+    r.add_post("/images", handlers.put_image)
+    r.add_get("/images", handlers.list_images)
+    r.add_get(f"/images/{ID}", handlers.get_original)
+    r.add_get(f"/images/{ID}.{{ext:[A-Za-z0-9]+}}", handlers.get_original)
+    r.add_get(f"/images/{ID}/info", handlers.image_info)
+    r.add_get("/images/{a:[0-9a-f]{32}}/diff/{b:[0-9a-f]{32}}", handlers.image_diff)
+    r.add_delete(f"/images/{ID}", handlers.delete_image)
+    r.add_get("/info/{source:.+}", handlers.source_info)
+    r.add_get("/{path:.+}", handlers.derived)
+    r.add_post("/{path:.+}", handlers.on_demand)

@@ -1,0 +1,115 @@
+"""The `progimage` command: serve, sign, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+
+from . import config as config_module
+from . import signing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="progimage", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--config", help="YAML file (default: built-in defaults)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes; 0 = one per core")
+    sign = commands.add_parser("sign", help="print PATH signed with the configured key")
+    sign.add_argument("path")
+    sign.add_argument("--config")
+    check = commands.add_parser("check-config", help="validate the configuration and exit")
+    check.add_argument("--config")
+    args = parser.parse_args(argv)
+    try:
+        config = config_module.load(args.config)
+    except config_module.ConfigError as exc:
+        print(f"progimage: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "sign":
+        return _sign(config, args.path)
+    if args.command == "check-config":
+        print("configuration is valid")
+        return 0
+    server = dataclasses.replace(
+        config.server,
+        **{k: v for k, v in (("host", args.host), ("port", args.port),
+                             ("workers", args.workers)) if v is not None},
+    )  # fmt: skip
+    return _serve(dataclasses.replace(config, server=server))
+
+
+def _sign(config: config_module.Config, path: str) -> int:
+    if not config.signing.keys:
+        print("progimage: signing.key is not set", file=sys.stderr)
+        return 2
+    print(signing.signed_path(path, config.signing.keys[0]))
+    return 0
+
+
+def _serve(config: config_module.Config) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    workers = config.server.workers or os.cpu_count() or 1
+    sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.server.host, config.server.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    print(
+        f"progimage serving on http://{config.server.host}:{config.server.port} "
+        f"({workers} worker{'s' if workers > 1 else ''})",
+        flush=True,
+    )
+    if workers == 1:
+        _run_worker(config, sock)
+        return 0
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run_worker(config, sock)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    sock.close()
+
+    def stop(signum, _frame):
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                status = status or os.waitstatus_to_exitcode(code)
+                break
+            except InterruptedError:
+                continue
+    return 0 if status in (0, -signal.SIGTERM) else 1
+
+
+def _run_worker(config: config_module.Config, sock: socket.socket) -> None:
+    # Imported here so that forked workers each initialise libvips themselves.
+    from aiohttp import web
+
+    from .app import create_app
+
+    web.run_app(create_app(config), sock=sock, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,459 @@
+"""The service's one typed configuration object, read from YAML and environment overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "PROGIMAGE_"
+OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff", "auto")
+STORAGE_BACKENDS = ("local", "s3")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # 0 means one process per core; kept as 0 so the server decides at fork time.
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = "local"
+    path: str = "./data"
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    consistency_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    memory_mb: int = 128
+    sources_mb: int = 256
+    remote_ttl: int = 86400
+    sources_in_store: bool = False
+    results_in_store: bool = False
+    results_store_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_upload_bytes: int = 52428800
+    max_source_bytes: int = 52428800
+    max_pixels: int = 71000000
+    max_output_dimension: int = 8192
+    concurrency: int = 0
+    queue: int = 64
+    fetch_timeout: float = 10.0
+
+    @property
+    def effective_concurrency(self) -> int:
+        return self.concurrency or os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    allowed_hosts: tuple[str, ...] = ("*",)
+    allow_private_networks: bool = False
+    allow_svg: bool = False
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    # Spelled `signing.key` in YAML; several keys allow rotation: the first signs, any verifies.
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    jpeg: int = 80
+    webp: int = 80
+    avif: int = 60
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    format: str | None = None
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    allow_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
+
+
+# --- value checks: each takes (label, raw value) and returns the typed value -------------------
+
+Check = Callable[[str, Any], Any]
+
+
+def _bad(label: str, expected: str, value: object) -> ConfigError:
+    return ConfigError(f"{label}: expected {expected}, got {value!r}")
+
+
+def _integer(low: int, high: int | None = None) -> Check:
+    expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+
+    def check(label: str, value: Any) -> int:
+        # YAML writes 8080.0 as a float; an integral float is what the user meant.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        # bool is a subclass of int, but `port: true` is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(label, expected, value)
+        if value < low or (high is not None and value > high):
+            raise _bad(label, expected, value)
+        return value
+
+    return check
+
+
+def _number(low: float, *, inclusive: bool) -> Check:
+    expected = f"a number {'>=' if inclusive else '>'} {low:g}"
+
+    def check(label: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(label, expected, value)
+        value = float(value)
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise _bad(label, expected, value)
+        return value
+
+    return check
+
+
+def _flag(label: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(label, "true or false", value)
+    return value
+
+
+def _text(label: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(label, "a non-empty string", value)
+    return value
+
+
+def _any_text(label: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _bad(label, "a string", value)
+    return value
+
+
+def _optional_text(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _bad(label, "a non-empty string or null", value)
+    return value
+
+
+def _texts(label: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise _bad(label, "a string or a list of strings", value)
+    for item in value:
+        # An empty signing key or token would be trivially guessable, so refuse it outright.
+        if not isinstance(item, str) or not item:
+            raise _bad(label, "non-empty strings", item)
+    return tuple(value)
+
+
+def _hosts(label: str, value: Any) -> tuple[str, ...]:
+    # Host names are case-insensitive; lower-casing here lets the matcher compare plainly.
+    return tuple(host.lower() for host in _texts(label, value))
+
+
+def _backend(label: str, value: Any) -> str:
+    if value not in STORAGE_BACKENDS:
+        raise _bad(label, " or ".join(STORAGE_BACKENDS), value)
+    return value
+
+
+def _output_format(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    name = value.lower() if isinstance(value, str) else value
+    name = "jpeg" if name == "jpg" else name
+    if name not in OUTPUT_FORMATS:
+        raise _bad(label, "null or one of " + ", ".join(OUTPUT_FORMATS + ("jpg",)), value)
+    return name
+
+
+# Environment strings for these keys are taken verbatim unless YAML clearly meant something
+# else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
+_TEXTUAL: frozenset[Check] = frozenset({_text, _any_text, _optional_text, _texts, _hosts})
+
+_SIZE = _integer(0)
+
+# Keys as spelled in YAML and the environment; a nested dict is a nested section.
+_SCHEMA: dict[str, Any] = {
+    "server": {"host": _text, "port": _integer(1, 65535), "workers": _integer(0)},
+    "storage": {
+        "backend": _backend,
+        "path": _text,
+        "bucket": _optional_text,
+        "prefix": _any_text,
+        "endpoint_url": _optional_text,
+        "region": _optional_text,
+        "consistency_s": _number(0, inclusive=True),
+    },
+    "cache": {
+        "memory_mb": _SIZE,
+        "sources_mb": _SIZE,
+        "remote_ttl": _SIZE,
+        "sources_in_store": _flag,
+        "results_in_store": _flag,
+        "results_store_mb": _SIZE,
+    },
+    "limits": {
+        "max_upload_bytes": _SIZE,
+        "max_source_bytes": _SIZE,
+        "max_pixels": _integer(1),
+        "max_output_dimension": _integer(1),
+        "concurrency": _integer(0),
+        "queue": _integer(0),
+        "fetch_timeout": _number(0, inclusive=False),
+    },
+    "sources": {"allowed_hosts": _hosts, "allow_private_networks": _flag, "allow_svg": _flag},
+    "signing": {"key": _texts},
+    "auth": {"tokens": _texts},
+    "output": {
+        "format": _output_format,
+        "quality": {"jpeg": _integer(1, 100), "webp": _integer(1, 100), "avif": _integer(1, 100)},
+    },
+    "cors": {"allow_origins": _texts},
+}
+
+_CLASSES: dict[str, type] = {
+    "": Config,
+    "server": ServerConfig,
+    "storage": StorageConfig,
+    "cache": CacheConfig,
+    "limits": LimitsConfig,
+    "sources": SourcesConfig,
+    "signing": SigningConfig,
+    "auth": AuthConfig,
+    "output": OutputConfig,
+    "output.quality": QualityConfig,
+    "cors": CorsConfig,
+}
+
+# YAML names that differ from the dataclass field they fill.
+_RENAMED: dict[type, dict[str, str]] = {SigningConfig: {"key": "keys"}}
+
+
+# --- public entry points ------------------------------------------------------------------------
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read the YAML file at `path` (None: defaults only), apply `env` (None: os.environ)."""
+    data = {} if path is None else _read_yaml(path)
+    return from_mapping(data, os.environ if env is None else env)
+
+
+def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed config mapping with `env` overrides (None: no overrides)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a mapping of sections, got {data!r}")
+    merged = _plain(data)
+    origins = _apply_env(merged, env or {})
+    return _build("", _SCHEMA, merged, origins)
+
+
+def with_overrides(config: Config, **sections: Any) -> Config:
+    """A new validated Config: `config` with the given sections (YAML key names) merged in."""
+    base = _to_mapping(config)
+    for name, value in sections.items():
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = _to_mapping(value)
+        if isinstance(value, Mapping) and isinstance(base.get(name), dict):
+            _merge(base[name], _plain(value))
+        else:
+            base[name] = value
+    return from_mapping(base, {})
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Any:
+    name = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read config file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: config file is not UTF-8 text: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__
+        raise ConfigError(f"{name}: expected a mapping of sections at the top level, got {kind}")
+    return data
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy with every mapping as a dict, so overrides never touch the caller's data."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _unknown(
+    kind: str, key: str, name: object, known: Mapping[str, Any], var: str | None = None
+) -> ConfigError:
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(known)
+    where = f" in {var}" if var else ""
+    return ConfigError(f"unknown {kind} {key}{where} ({hint})")
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Write PROGIMAGE_* overrides into `data`; return which variable set which key."""
+    overrides = []
+    for var, raw in env.items():
+        if var.startswith(ENV_PREFIX):
+            parts = var[len(ENV_PREFIX) :].lower().split("__")
+            overrides.append((len(parts), var, parts, raw))
+    origins: dict[str, str] = {}
+    # Shallow first, so PROGIMAGE_OUTPUT__QUALITY__JPEG wins over PROGIMAGE_OUTPUT__QUALITY.
+    for _, var, parts, raw in sorted(overrides):
+        schema: Any = _SCHEMA
+        target = data
+        for depth, part in enumerate(parts):
+            key = ".".join(parts[: depth + 1])
+            if not isinstance(schema, dict) or part not in schema:
+                kind = "section" if depth == 0 else "key"
+                known = schema if isinstance(schema, dict) else {}
+                raise _unknown(kind, key, part, known, var)
+            schema = schema[part]
+            if depth == len(parts) - 1:
+                value = _env_value(var, key, raw, schema)
+                if isinstance(value, Mapping) and isinstance(target.get(part), dict):
+                    _merge(target[part], value)
+                else:
+                    target[part] = _plain(value)
+                origins[key] = var
+            else:
+                section = target.get(part)
+                if section is None:
+                    section = target[part] = {}
+                if not isinstance(section, dict):
+                    raise _bad(key, "a mapping", section)
+                target = section
+    return origins
+
+
+def _env_value(var: str, key: str, raw: str, schema: Any) -> Any:
+    text = raw.strip()
+    # An empty variable is more likely a missing secret than a deliberate null; say so.
+    if not text:
+        return ""
+    textual = not isinstance(schema, dict) and schema in _TEXTUAL
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        if textual:
+            return text
+        raise ConfigError(f"{key} (from {var}): not a valid YAML value: {raw!r}") from exc
+    if textual and not (value is None or isinstance(value, list) or text[0] in "'\""):
+        return text
+    return value
+
+
+def _build(path: str, schema: dict[str, Any], data: Any, origins: Mapping[str, str]) -> Any:
+    label = _label(path, origins) if path else "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _bad(label, "a mapping", data)
+    cls = _CLASSES[path]
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{path}.{name}" if path else str(name)
+        if name not in schema:
+            raise _unknown("key" if path else "section", key, name, schema)
+        rule = schema[name]
+        field_name = _RENAMED.get(cls, {}).get(name, name)
+        if isinstance(rule, dict):
+            kwargs[field_name] = _build(key, rule, value, origins)
+        else:
+            kwargs[field_name] = rule(_label(key, origins), value)
+    built = cls(**kwargs)
+    if isinstance(built, StorageConfig) and built.backend == "s3" and not built.bucket:
+        raise ConfigError(f"{_label('storage.bucket', origins)}: required when backend is s3")
+    return built
+
+
+def _label(key: str, origins: Mapping[str, str]) -> str:
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        var = origins.get(".".join(parts[:end]))
+        if var:
+            return f"{key} (from {var})"
+    return key
+
+
+def _to_mapping(obj: Any) -> dict[str, Any]:
+    """The YAML-shaped mapping of a config dataclass, the inverse of _build."""
+    yaml_names = {field: name for name, field in _RENAMED.get(type(obj), {}).items()}
+    result: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = yaml_names.get(f.name, f.name)
+        if dataclasses.is_dataclass(value):
+            result[name] = _to_mapping(value)
+        else:
+            result[name] = list(value) if isinstance(value, tuple) else value
+    return result

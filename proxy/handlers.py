@@ -1,0 +1,376 @@
+"""HTTP handlers: thin functions that read the request, call the core, and shape a response."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiofiles
+from aiohttp import BodyPartReader, web
+
+from . import __version__, cache, metadata, ops, pipeline, signing, urls
+from .errors import BadRequest, NotFound, PayloadTooLarge, RangeNotSatisfiable
+from .keys import CONFIG, POOL, RENDERER, STORE
+from .ops import Options
+from .renderer import YEAR, Rendition, quality_table
+from .urls import ID_RE, SourceRef
+
+CHUNK = 256 * 1024
+UPLOAD_FIELDS = ("image", "file", "data")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, content_type="application/json",
+        headers=headers,
+    )  # fmt: skip
+
+
+# --- service description and health
+
+
+async def index(request: web.Request) -> web.Response:
+    return _json(
+        {
+            "service": "progimage",
+            "version": __version__,
+            "operations": {name: arity for name, arity in urls.ARITY.items()},
+            "formats": [*ops.FORMATS, "auto"],
+            "links": {"images": "/images", "openapi": "/openapi.json", "health": "/health"},
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+# --- storage API
+
+
+async def put_image(request: web.Request) -> web.Response:
+    """PUT/POST /images: raw bytes, multipart (field image, file or data), or JSON."""
+    config = request.app[CONFIG]
+    if request.content_type == "application/json":
+        return await _post_json(request)
+    declared = request.content_length
+    if declared is not None and declared > config.limits.max_upload_bytes:
+        raise PayloadTooLarge(f"the upload is larger than {config.limits.max_upload_bytes} bytes")
+    if request.content_type.startswith("multipart/"):
+        chunks = _multipart_chunks(request)
+    else:
+        chunks = request.content.iter_chunked(CHUNK)
+    return await _store(request, chunks)
+
+
+async def _store(request: web.Request, chunks: AsyncIterator[bytes]) -> web.Response:
+    config = request.app[CONFIG]
+    pool = request.app[POOL]
+
+    async def describe(path: Path) -> metadata.Facts:
+        return await pool.run(
+            metadata.describe,
+            path,
+            allow_svg=config.sources.allow_svg,
+            max_pixels=config.limits.max_pixels,
+        )
+
+    record, created = await request.app[STORE].put(
+        chunks, max_bytes=config.limits.max_upload_bytes, describe=describe
+    )
+    body = {
+        "id": record.id,
+        "url": f"/images/{record.id}",
+        "format": record.format,
+        "width": record.width,
+        "height": record.height,
+        "size": record.size,
+    }
+    return _json(body, status=201 if created else 200, headers={"Location": body["url"]})
+
+
+async def _multipart_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, BodyPartReader) and part.name in UPLOAD_FIELDS:
+                while chunk := await part.read_chunk(CHUNK):
+                    yield chunk
+                return
+            if isinstance(part, BodyPartReader):
+                await part.release()
+    except (ValueError, AssertionError) as exc:  # aiohttp's signals for a malformed body
+        raise BadRequest(f"malformed multipart body: {exc}") from exc
+    raise BadRequest(f"multipart body has no file field named {', '.join(UPLOAD_FIELDS)}")
+
+
+async def _post_json(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the JSON body cannot be parsed") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest('expected a JSON object: {"url": …} or {"from": …}')
+    if "from" in payload:
+        path = payload["from"]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise BadRequest('"from" must be a derived path of this service, starting with /')
+        rendition, _options = await _derive(request, path, query="", accept="")
+        body = rendition.result.body
+
+        async def single() -> AsyncIterator[bytes]:
+            yield body
+
+        return await _store(request, single())
+    if "url" in payload:
+        raise NotFound("remote sources are not enabled on this server")
+    raise BadRequest('expected a JSON object with "url" or "from"')
+
+
+async def list_images(request: web.Request) -> web.Response:
+    limit_text = request.query.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise BadRequest(f"'limit={limit_text}': expected a whole number from 1 to 1000")
+    after = request.query.get("after") or None
+    if after is not None and not ID_RE.match(after):
+        raise BadRequest(f"'after={after}': expected an image id (32 lowercase hex digits)")
+    limit = int(limit_text)
+    records = await request.app[STORE].list(limit=limit + 1, after=after)
+    page = records[:limit]
+    more = len(records) > limit
+    return _json(
+        {"images": [r.summary() for r in page], "next": page[-1].id if more and page else None}
+    )
+
+
+def _image_id(request: web.Request) -> str:
+    image_id = request.match_info["id"]
+    if not ID_RE.match(image_id):
+        raise NotFound(f"no image with id {image_id}")
+    return image_id
+
+
+async def get_original(request: web.Request) -> web.StreamResponse:
+    """The original bytes, exactly; or `/images/{id}.{ext}` converted to that format."""
+    image_id = _image_id(request)
+    ext = request.match_info.get("ext")
+    if ext:
+        fmt = ops.normalise_format(ext)
+        if fmt is None:
+            raise BadRequest(f"'.{ext}': unknown output format")
+        return await _respond_derived(request, Options(format=fmt), SourceRef("id", image_id))
+    store = request.app[STORE]
+    record = await store.record(image_id)
+    etag = f'"{image_id}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={YEAR}, immutable",
+        "Accept-Ranges": "bytes",
+        "Cache-Tag": image_id,
+        "Surrogate-Key": image_id,
+    }
+    if cache.etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    start, end = 0, record.size - 1
+    status = 200
+    ranged = _requested_range(request, record.size, etag)
+    if ranged is not None:
+        start, end = ranged
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = record.mime
+    response.content_length = end - start + 1
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    async with aiofiles.open(store.path(image_id), "rb") as f:
+        await f.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = await f.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _requested_range(request: web.Request, size: int, etag: str) -> tuple[int, int] | None:
+    """One byte range (RFC 9110 §14); anything we do not serve as a range gets the whole."""
+    header = request.headers.get("Range")
+    if not header:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range != etag:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if not match or (match[1] == "" and match[2] == ""):
+        return None  # multiple or malformed ranges: ignoring Range is allowed
+    if match[1] == "":
+        length = int(match[2])
+        if length == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - length), size - 1
+    start = int(match[1])
+    end = int(match[2]) if match[2] else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiable:
+    error = RangeNotSatisfiable(f"the image has {size} bytes")
+    error.headers["Content-Range"] = f"bytes */{size}"
+    return error
+
+
+async def image_info(request: web.Request) -> web.Response:
+    record = await request.app[STORE].record(_image_id(request))
+    return _json(_info_body(record))
+
+
+def _info_body(record) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "format": record.format,
+        "mime": record.mime,
+        "width": record.width,
+        "height": record.height,
+        "bands": record.bands,
+        "has_alpha": record.has_alpha,
+        "pages": record.pages,
+        "orientation": record.orientation,
+        "size": record.size,
+        "phash": record.phash,
+    }
+
+
+async def source_info(request: web.Request) -> web.Response:
+    """GET /info/{source}: the same facts for any source the derived URLs accept."""
+    raw = request.rel_url.raw_path.removeprefix("/info")
+    _, ref = urls.parse(raw, request.rel_url.raw_query_string)
+    if ref.is_stored:
+        record = await request.app[STORE].record(ref.value)
+        return _json(_info_body(record))
+    raise NotFound("remote sources are not enabled on this server")
+
+
+async def image_diff(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    a = await store.record(request.match_info["a"])
+    b = await store.record(request.match_info["b"])
+    distance = metadata.hamming(a.phash, b.phash)
+    return _json(
+        {"a": a.id, "b": b.id, "distance": distance,
+         "similar": distance <= metadata.SIMILAR_DISTANCE}
+    )  # fmt: skip
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    await request.app[STORE].delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
+# --- derived images
+
+
+async def derived(request: web.Request) -> web.StreamResponse:
+    """GET /[sig/{signature}/]{operations…}/{source}: the heart of the service."""
+    config = request.app[CONFIG]
+    query = request.rel_url.raw_query_string
+    path = signing.check(request.rel_url.raw_path, query, config.signing.keys)
+    options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)
+    return await _respond_derived(request, options, ref)
+
+
+async def _respond_derived(
+    request: web.Request, options: Options, ref: SourceRef
+) -> web.StreamResponse:
+    renderer = request.app[RENDERER]
+    accept = request.headers.get("Accept", "")
+    rendition = renderer.prepare(options, ref, accept)
+    headers = _derived_headers(rendition)
+    if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
+        return web.Response(status=304, headers=headers)
+    await renderer.render(rendition, options, ref, renderer.requested_format(options, accept))
+    headers["Server-Timing"] = rendition.server_timing()
+    result = rendition.result
+    if options.info:
+        return _json(_result_info(result), headers=headers)
+    return web.Response(body=result.body, content_type=result.mime, headers=headers)
+
+
+async def _derive(
+    request: web.Request, path: str, *, query: str, accept: str
+) -> tuple[Rendition, Options]:
+    """Render a derived path in process (for `{"from": …}`), under the same signature rules."""
+    config = request.app[CONFIG]
+    path = signing.check(path, query, config.signing.keys)
+    options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)
+    renderer = request.app[RENDERER]
+    rendition = renderer.prepare(options, ref, accept)
+    await renderer.render(rendition, options, ref, renderer.requested_format(options, accept))
+    return rendition, options
+
+
+def _derived_headers(rendition: Rendition) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{rendition.etag}"',
+        "Cache-Control": rendition.cache_control,
+        "Cache-Tag": rendition.tag,
+        "Surrogate-Key": rendition.tag,
+    }
+    if rendition.vary:
+        headers["Vary"] = "Accept"
+    return headers
+
+
+def _result_info(result: pipeline.Result) -> dict[str, object]:
+    return {
+        "format": result.format,
+        "mime": result.mime,
+        "width": result.width,
+        "height": result.height,
+        "bands": result.bands,
+        "has_alpha": result.has_alpha,
+        "pages": result.pages,
+        "size": len(result.body),
+    }
+
+
+async def on_demand(request: web.Request) -> web.Response:
+    """POST /{operations…} with an image body: transformed and returned, never stored."""
+    config = request.app[CONFIG]
+    options = urls.parse_operations(
+        request.rel_url.raw_path, max_dimension=config.limits.max_output_dimension
+    )
+    limit = config.limits.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the image is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the image is larger than {limit} bytes")
+    if not body:
+        raise BadRequest("the request body is empty: send the image bytes")
+    renderer = request.app[RENDERER]
+    requested = renderer.requested_format(options, request.headers.get("Accept", ""))
+    result = await request.app[POOL].run(
+        pipeline.render,
+        bytes(body),
+        options,
+        requested_format=requested,
+        quality=quality_table(config),
+        max_pixels=config.limits.max_pixels,
+        allow_svg=config.sources.allow_svg,
+    )
+    headers = {"Cache-Control": "no-store"}
+    if options.info:
+        return _json(_result_info(result), headers=headers)
+    return web.Response(body=result.body, content_type=result.mime, headers=headers)

@@ -1,0 +1,97 @@
+"""What we know about an original: its header facts and a 64-bit perceptual hash."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyvips
+
+from . import imaging, ops
+from .errors import Unprocessable
+from .imaging import Source
+
+SIMILAR_DISTANCE = 10
+_HASH_SIZE = 32  # DCT input side; the 8x8 lowest frequencies of it become the 64 bits
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    format: str
+    width: int
+    height: int
+    bands: int
+    has_alpha: bool
+    pages: int
+    orientation: int
+    phash: str  # 16 hex digits
+
+    @property
+    def mime(self) -> str:
+        return ops.MIME_TYPES[self.format]
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "mime": self.mime}
+
+
+def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
+    """Check the header against the limits and decode the whole image once for its hash.
+
+    The full decode is what proves the file is not truncated or corrupt before it is stored.
+    """
+    header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
+    try:
+        small = _thumbnail(source)
+        phash = perceptual_hash(small)
+    except pyvips.Error as exc:
+        raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
+    return Facts(
+        format=header.format,
+        width=header.width,
+        height=header.height,
+        bands=header.bands,
+        has_alpha=header.has_alpha,
+        pages=header.pages,
+        orientation=header.orientation,
+        phash=phash,
+    )
+
+
+def _thumbnail(source: Source) -> pyvips.Image:
+    kwargs = {"height": _HASH_SIZE, "size": "force", "fail_on": "truncated"}
+    if isinstance(source, bytes):
+        return pyvips.Image.thumbnail_buffer(source, _HASH_SIZE, **kwargs)
+    return pyvips.Image.thumbnail(str(source), _HASH_SIZE, **kwargs)
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    matrix = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+_DCT = _dct_matrix(_HASH_SIZE)
+
+
+def perceptual_hash(image: pyvips.Image) -> str:
+    """pHash: DCT of a 32x32 grey image, 8x8 low frequencies compared with their median."""
+    if image.hasalpha():
+        image = image.flatten(background=[255] * (image.bands - 1))
+    grey = image.colourspace("b-w")[0].cast("float")
+    pixels = np.ndarray(
+        buffer=grey.write_to_memory(), dtype=np.float32, shape=(grey.height, grey.width)
+    ).astype(np.float64)
+    coefficients = (_DCT @ pixels @ _DCT.T)[:8, :8].flatten()
+    # The DC term is the mean brightness: leaving it out makes the hash ignore exposure.
+    median = np.median(coefficients[1:])
+    bits = coefficients > median
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -1,0 +1,330 @@
+"""The render pipeline: header check, one shrink-on-load decode, ordered steps, encode.
+
+Everything here runs in a worker thread; nothing touches the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pyvips
+
+from . import imaging, ops
+from .errors import BadRequest, Unprocessable
+from .imaging import Header, Source
+from .ops import Options
+
+MAX_COORD = 10_000_000  # libvips' own bound: "no limit" for one side of a thumbnail box
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    body: bytes
+    format: str
+    width: int
+    height: int
+    pages: int
+    bands: int
+    has_alpha: bool
+    process_ms: float
+    encode_ms: float
+
+    @property
+    def mime(self) -> str:
+        return ops.MIME_TYPES[self.format]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Geometry computed once from the header: every step reads it, none recomputes it."""
+
+    crop: tuple[int, int, int, int] | None  # clipped, in upright source pixels
+    scaled: tuple[int, int] | None  # size after scaling, before rotation; None = no scaling
+    final: tuple[int, int] | None  # fill: crop to this; pad: canvas of this (output space)
+    output_format: str
+    animated: bool
+    quality: int | None
+    options: Options
+
+
+def output_format(requested: str | None, header: Header) -> str:
+    """The format to encode: the asked one, else the source's own when browsers show it."""
+    if requested:
+        return requested
+    if header.format in ops.BROWSER_FORMATS:
+        return header.format
+    return "png" if header.has_alpha else "jpeg"
+
+
+def plan(
+    header: Header, options: Options, requested_format: str | None, quality: Mapping[str, int]
+) -> Plan:
+    fmt = output_format(requested_format, header)
+    animated = (
+        header.pages > 1 and header.format in ops.ANIMATED_FORMATS and fmt in ops.ANIMATED_FORMATS
+    )
+    crop = _clip_crop(options.crop, header) if options.crop else None
+    width, height = (crop[2], crop[3]) if crop else (header.width, header.height)
+    quarter = options.rotate in (90, 270)
+    if quarter:  # the box applies to the rotated image
+        width, height = height, width
+    scaled, final = _geometry(options, width, height)
+    if scaled and quarter:
+        scaled = (scaled[1], scaled[0])
+    if scaled == (crop[2], crop[3]) if crop else scaled == (header.width, header.height):
+        scaled = None
+    q = options.quality if options.quality is not None else quality.get(fmt)
+    return Plan(crop, scaled, final, fmt, animated, q, options)
+
+
+def _clip_crop(crop: tuple[int, int, int, int], header: Header) -> tuple[int, int, int, int]:
+    x, y, w, h = crop
+    right, bottom = min(x + w, header.width), min(y + h, header.height)
+    if x >= header.width or y >= header.height or right <= x or bottom <= y:
+        raise BadRequest(
+            f"'crop/{x},{y},{w},{h}': outside the {header.width}x{header.height} image"
+        )
+    return x, y, right - x, bottom - y
+
+
+def _geometry(
+    o: Options, width: int, height: int
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(scaled size, final size) in output orientation for the resize family."""
+    if o.mode is None:
+        return None, None
+    box_w, box_h = o.box
+    if o.mode == "stretch":
+        sx, sy = box_w / width, box_h / height
+        if not o.enlarge:
+            sx, sy = min(sx, 1.0), min(sy, 1.0)
+        return (_px(width * sx), _px(height * sy)), None
+    if o.mode in ("resize", "pad"):
+        scale = min((box_w or MAX_COORD) / width, (box_h or MAX_COORD) / height)
+        if not o.enlarge:
+            scale = min(scale, 1.0)
+        scaled = (_px(width * scale), _px(height * scale))
+        return scaled, ((box_w, box_h) if o.mode == "pad" else None)
+    # fill / thumbnail: cover the box, then crop to it.
+    scale = max(box_w / width, box_h / height)
+    if scale > 1.0 and not o.enlarge:
+        # Never upscale: keep the box's aspect ratio at the source's own resolution.
+        scale = 1.0
+        crop_w = min(width, _px(height * box_w / box_h))
+        crop_h = min(height, _px(width * box_h / box_w))
+        return (width, height), (crop_w, crop_h)
+    return (max(box_w, _px(width * scale)), max(box_h, _px(height * scale))), (box_w, box_h)
+
+
+def _px(value: float) -> int:
+    return max(1, round(value))
+
+
+# --- steps: each takes the image and the plan, and returns the image untouched when idle.
+
+
+def _rotate(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    angle = {90: "d90", 180: "d180", 270: "d270"}.get(p.options.rotate)
+    return img.rot(angle) if angle else img
+
+
+def _flip(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    return img.flipver() if p.options.flip else img
+
+
+def _flop(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    return img.fliphor() if p.options.flop else img
+
+
+_GRAVITY_XY = {
+    "centre": (0.5, 0.5), "north": (0.5, 0.0), "south": (0.5, 1.0), "east": (1.0, 0.5),
+    "west": (0.0, 0.5), "northeast": (1.0, 0.0), "northwest": (0.0, 0.0),
+    "southeast": (1.0, 1.0), "southwest": (0.0, 1.0),
+}  # fmt: skip
+
+
+def _fill_crop(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if p.options.mode not in ("fill", "thumbnail") or p.final is None:
+        return img
+    w, h = min(p.final[0], img.width), min(p.final[1], img.height)
+    if (w, h) == (img.width, img.height):
+        return img
+    gravity = p.options.effective_gravity
+    if gravity in ("smart", "entropy"):
+        interesting = "attention" if gravity == "smart" else "entropy"
+        return img.smartcrop(w, h, interesting=interesting)
+    gx, gy = _GRAVITY_XY[gravity]
+    return img.extract_area(round((img.width - w) * gx), round((img.height - h) * gy), w, h)
+
+
+def _pad(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if p.options.mode != "pad" or p.final is None:
+        return img
+    w, h = p.final
+    if (w, h) == (img.width, img.height):
+        return img
+    gx, gy = _GRAVITY_XY[p.options.gravity or "centre"]
+    if img.hasalpha() and not p.options.bg and p.output_format in ops.ALPHA_FORMATS:
+        background = [0] * img.bands  # transparent margins for transparent images
+    else:
+        background = _rgb(p.options.background)[: img.bands - int(img.hasalpha())]
+        if img.hasalpha():
+            background = [*background, 255]
+    x, y = round((w - img.width) * gx), round((h - img.height) * gy)
+    return img.embed(x, y, w, h, extend="background", background=background)
+
+
+def _blur(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    return img.gaussblur(p.options.blur) if p.options.blur else img
+
+
+def _sharpen(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    return img.sharpen(sigma=p.options.sharpen) if p.options.sharpen else img
+
+
+def _srgb(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    """8-bit sRGB out, whatever came in (CMYK, 16-bit, grey, with or without a profile)."""
+    if img.get_typeof("icc-profile-data"):
+        try:
+            img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+        except pyvips.Error:
+            pass  # a broken embedded profile must not fail the render: fall back to the tags
+    target = "b-w" if p.options.grayscale else "srgb"
+    if img.interpretation != target:
+        img = img.colourspace(target)
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    return img
+
+
+def _flatten(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if not img.hasalpha() or p.output_format in ops.ALPHA_FORMATS:
+        return img
+    background = _rgb(p.options.background)
+    if img.bands <= 2:
+        background = [sum(background) / 3]
+    return img.flatten(background=background)
+
+
+STEPS: list[Callable[[pyvips.Image, Plan], pyvips.Image]] = [
+    _rotate, _flip, _flop, _fill_crop, _pad, _blur, _sharpen, _srgb, _flatten,
+]  # fmt: skip
+
+
+def _rgb(hex_colour: str) -> list[int]:
+    return [int(hex_colour[i : i + 2], 16) for i in (0, 2, 4)]
+
+
+# --- load + scale, the only place pixels are decoded.
+
+_FAIL_ON = "truncated"
+
+
+def _needs_random_access(p: Plan) -> bool:
+    """Steps that read pixels out of top-to-bottom order (rotations, flips, smart crops)."""
+    o = p.options
+    return bool(
+        o.rotate
+        or o.flip
+        or (o.mode in ("fill", "thumbnail") and o.effective_gravity in ("smart", "entropy"))
+    )
+
+
+def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
+    """Decode once: through shrink-on-load when nothing needs the full-size pixels first."""
+    random_access = _needs_random_access(p)
+    if p.scaled and not p.crop:
+        width, height = p.scaled
+        kwargs = {"height": height, "size": "force", "fail_on": _FAIL_ON}
+        if isinstance(source, bytes):
+            img = pyvips.Image.thumbnail_buffer(source, width, **kwargs)
+        else:
+            img = pyvips.Image.thumbnail(str(source), width, **kwargs)
+        # The thumbnail streams from a sequential decode; a small copy in memory lets the
+        # later steps read it in any order.
+        return img.copy_memory() if random_access else img
+    access = "random" if random_access else "sequential"
+    img = imaging.open_image(source, access=access, fail_on=_FAIL_ON).autorot()
+    if p.crop:
+        img = img.extract_area(*p.crop)
+    if p.scaled:
+        img = _resize_exact(img, *p.scaled)
+    return img
+
+
+def _resize_exact(img: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    img = img.resize(width / img.width, vscale=height / img.height)
+    if (img.width, img.height) != (width, height):  # rounding inside libvips: at most a pixel
+        img = img.embed(0, 0, width, height, extend="copy")
+    return img
+
+
+def _load_frames(source: Source, header: Header, p: Plan) -> list[pyvips.Image]:
+    """Every frame of an animation as its own image, cropped and scaled."""
+    whole = imaging.open_image(source, n=-1, access="sequential", fail_on=_FAIL_ON)
+    page_height = whole.get("page-height") if whole.get_typeof("page-height") else header.height
+    frames = []
+    for i in range(whole.height // page_height):
+        frame = whole.extract_area(0, i * page_height, whole.width, page_height)
+        if p.crop:
+            frame = frame.extract_area(*p.crop)
+        if p.scaled:
+            frame = _resize_exact(frame, *p.scaled)
+        frames.append(frame)
+    return frames
+
+
+def render(
+    source: Source,
+    options: Options,
+    *,
+    requested_format: str | None,
+    quality: Mapping[str, int],
+    max_pixels: int,
+    allow_svg: bool = False,
+) -> Result:
+    """Turn an original into the derived image `options` describes."""
+    started = time.perf_counter()
+    header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
+    p = plan(header, options, requested_format, quality)
+    try:
+        if p.animated:
+            frames = [_apply_steps(frame, p) for frame in _load_frames(source, header, p)]
+            img = _join_frames(frames, header, source)
+        else:
+            img = _apply_steps(_load_scaled(source, header, p), p)
+        processed = time.perf_counter()
+        body = imaging.encode(img, p.output_format, p.quality)
+    except pyvips.Error as exc:
+        raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
+    done = time.perf_counter()
+    pages = len(frames) if p.animated else 1
+    return Result(
+        body=body,
+        format=p.output_format,
+        width=img.width,
+        height=img.height // pages,
+        pages=pages,
+        bands=img.bands,
+        has_alpha=img.hasalpha(),
+        process_ms=(processed - started) * 1000,
+        encode_ms=(done - processed) * 1000,
+    )
+
+
+def _apply_steps(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    for step in STEPS:
+        img = step(img, p)
+    return img
+
+
+def _join_frames(frames: list[pyvips.Image], header: Header, source: Source) -> pyvips.Image:
+    first = imaging.open_image(source, access="sequential")
+    joined = pyvips.Image.arrayjoin(frames, across=1).copy()
+    joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    for name in ("delay", "loop", "gif-loop"):
+        if first.get_typeof(name):
+            joined.set_type(first.get_typeof(name), name, first.get(name))
+    return joined
