@@ -1,0 +1,189 @@
+"""Shared fixtures: generated images, configs, the in-process app and the real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import pyvips
+import yaml
+
+from proxy import config as config_module
+from proxy.app import create_app
+
+IMAGES = Path(__file__).parent / "images"
+REPO = Path(__file__).parent.parent
+
+
+# --- generated images: small, deterministic, made with libvips itself
+
+
+def gradient(width: int, height: int) -> pyvips.Image:
+    """An RGB image whose pixels say where they are: red grows left to right, green top down."""
+    x = pyvips.Image.xyz(width, height)
+    red = (x[0] * (255 / max(1, width - 1))).cast("uchar")
+    green = (x[1] * (255 / max(1, height - 1))).cast("uchar")
+    blue = (red * 0 + 128).cast("uchar")
+    return red.bandjoin([green, blue]).copy(interpretation="srgb")
+
+
+def with_alpha(image: pyvips.Image) -> pyvips.Image:
+    """Left half opaque, right half fully transparent."""
+    alpha = (pyvips.Image.xyz(image.width, image.height)[0] < image.width // 2).ifthenelse(255, 0)
+    return image.bandjoin(alpha.cast("uchar")).copy(interpretation="srgb")
+
+
+def animated_gif(frames: int = 4, width: int = 40, height: int = 30) -> bytes:
+    pages = [
+        (gradient(width, height) * 0 + [60 * i % 256, 255 - 60 * i % 256, 90]).cast("uchar")
+        for i in range(frames)
+    ]
+    joined = pyvips.Image.arrayjoin(pages, across=1).copy(interpretation="srgb")
+    joined.set_type(pyvips.GValue.gint_type, "page-height", height)
+    joined.set_type(pyvips.GValue.array_int_type, "delay", [100] * frames)
+    return joined.gifsave_buffer()
+
+
+@pytest.fixture(scope="session")
+def jpeg_bytes() -> bytes:
+    return gradient(400, 300).jpegsave_buffer(Q=90)
+
+
+@pytest.fixture(scope="session")
+def png_alpha_bytes() -> bytes:
+    return with_alpha(gradient(200, 100)).pngsave_buffer()
+
+
+@pytest.fixture(scope="session")
+def gif_bytes() -> bytes:
+    return animated_gif()
+
+
+@pytest.fixture(scope="session")
+def photo_bytes() -> bytes:
+    return (IMAGES / "photo.jpg").read_bytes()
+
+
+def decode(body: bytes) -> pyvips.Image:
+    """Decode a response body: if this fails, the service sent something that is no image."""
+    return pyvips.Image.new_from_buffer(body, "")
+
+
+# --- configuration and the in-process app
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., config_module.Config]:
+    def make(**sections) -> config_module.Config:
+        base = config_module.with_overrides(
+            config_module.Config(), storage={"path": str(tmp_path / "data")}
+        )
+        return config_module.with_overrides(base, **sections) if sections else base
+
+    return make
+
+
+@pytest.fixture
+def config(make_config) -> config_module.Config:
+    return make_config()
+
+
+@pytest.fixture
+async def client(aiohttp_client, config):
+    return await aiohttp_client(create_app(config))
+
+
+@pytest.fixture
+def app_client(aiohttp_client, make_config):
+    """A factory: `await app_client(limits={"queue": 0})` gives a client of a custom app."""
+
+    async def make(**sections):
+        return await aiohttp_client(create_app(make_config(**sections)))
+
+    return make
+
+
+# --- the real server process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+class ServerProcess:
+    """`progimage serve` started as a subprocess on a free port."""
+
+    def __init__(self, tmp: Path, sections: dict, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.data = tmp / "data"
+        cfg = {"storage": {"path": str(self.data)}, **sections}
+        self.config_path = tmp / f"config-{self.port}.yaml"
+        self.config_path.write_text(yaml.safe_dump(cfg))
+        self.log_path = tmp / f"server-{self.port}.log"
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("PROGIMAGE_")
+        } | (env or {})
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path),
+             "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = 15) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """A factory: `start_server(limits={"queue": 1}, env={...})` -> a running ServerProcess."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str] | None = None, **sections) -> ServerProcess:
+        server = ServerProcess(tmp_path, sections, env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
