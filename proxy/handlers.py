@@ -19,6 +19,8 @@ from .urls import ID_RE, SourceRef
 
 CHUNK = 256 * 1024
 UPLOAD_FIELDS = ("image", "file", "data")
+# First path segments of the API's own routes: never the start of a derived-image URL.
+RESERVED = frozenset({"images", "jobs", "info", "health", "metrics", "docs", "openapi.json"})
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -282,6 +284,8 @@ async def delete_image(request: web.Request) -> web.Response:
 async def derived(request: web.Request) -> web.StreamResponse:
     """GET /[sig/{signature}/]{operations…}/{source}: the heart of the service."""
     config = request.app[CONFIG]
+    if request.rel_url.raw_path.split("/", 2)[1] in RESERVED:
+        raise NotFound("no such resource")
     query = request.rel_url.raw_query_string
     path = signing.check(request.rel_url.raw_path, query, config.signing.keys)
     options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)

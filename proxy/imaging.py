@@ -120,12 +120,23 @@ def read_header(source: Source, *, allow_svg: bool, max_pixels: int) -> tuple[He
     pages = max(1, _get(image, "n-pages", 1))
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    header = Header(fmt, width, height, pages, image.bands, image.hasalpha(), orientation)
+    header = Header(fmt, width, height, pages, image.bands, bool(image.hasalpha()), orientation)
     if header.pixels > max_pixels:
         raise Unprocessable(
             f"{width}x{height} pixels x {pages} frames is over the limit of {max_pixels} pixels"
         )
     return header, image
+
+
+# thumbnail's own `fail_on` argument does not reach the JPEG loader; the loader options do.
+_STRICT = "fail_on=truncated"
+
+
+def thumbnail(source: Source, width: int, **kwargs: object) -> pyvips.Image:
+    """Shrink-on-load thumbnail that fails on truncated or corrupt input."""
+    if isinstance(source, bytes):
+        return pyvips.Image.thumbnail_buffer(source, width, option_string=_STRICT, **kwargs)
+    return pyvips.Image.thumbnail(f"{os.fspath(source)}[{_STRICT}]", width, **kwargs)
 
 
 def _get(image: pyvips.Image, name: str, default):

@@ -58,10 +58,7 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
 
 
 def _thumbnail(source: Source) -> pyvips.Image:
-    kwargs = {"height": _HASH_SIZE, "size": "force", "fail_on": "truncated"}
-    if isinstance(source, bytes):
-        return pyvips.Image.thumbnail_buffer(source, _HASH_SIZE, **kwargs)
-    return pyvips.Image.thumbnail(str(source), _HASH_SIZE, **kwargs)
+    return imaging.thumbnail(source, _HASH_SIZE, height=_HASH_SIZE, size="force")
 
 
 def _dct_matrix(n: int) -> np.ndarray:

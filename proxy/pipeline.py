@@ -237,11 +237,7 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
     random_access = _needs_random_access(p)
     if p.scaled and not p.crop:
         width, height = p.scaled
-        kwargs = {"height": height, "size": "force", "fail_on": _FAIL_ON}
-        if isinstance(source, bytes):
-            img = pyvips.Image.thumbnail_buffer(source, width, **kwargs)
-        else:
-            img = pyvips.Image.thumbnail(str(source), width, **kwargs)
+        img = imaging.thumbnail(source, width, height=height, size="force")
         # The thumbnail streams from a sequential decode; a small copy in memory lets the
         # later steps read it in any order.
         return img.copy_memory() if random_access else img
@@ -308,7 +304,7 @@ def render(
         height=img.height // pages,
         pages=pages,
         bands=img.bands,
-        has_alpha=img.hasalpha(),
+        has_alpha=bool(img.hasalpha()),
         process_ms=(processed - started) * 1000,
         encode_ms=(done - processed) * 1000,
     )
