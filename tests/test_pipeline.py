@@ -7,7 +7,7 @@ import pyvips
 
 from conftest import IMAGES, animated_gif, decode, gradient, with_alpha
 from proxy import imaging, metadata, pipeline
-from proxy.errors import BadRequest, UnsupportedMediaType, Unprocessable
+from proxy.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from proxy.urls import parse
 
 ID = "0" * 32

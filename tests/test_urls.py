@@ -41,7 +41,7 @@ ROUND_TRIPS = [
     (f"/info/expires/1999999999/{ID}", f"/info/expires/1999999999/{ID}"),
     ("/fill/64x64/https://example.com/cat.jpg", "/fill/64x64/https://example.com/cat.jpg"),
     ("/fill/64x64/https:/example.com/cat.jpg", "/fill/64x64/https://example.com/cat.jpg"),
-    ("/resize/10x/https%3A%2F%2Fexample.com%2Fa%20b.jpg", "/resize/10x/https://example.com/a b.jpg"),
+    ("/resize/10x/https%3A%2F%2Fexample.com%2Fa.jpg", "/resize/10x/https://example.com/a.jpg"),
     ("/HTTP://example.com/x.png", "/http://example.com/x.png"),
 ]
 
