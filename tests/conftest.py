@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -151,15 +152,25 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path),
-             "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
-            start_new_session=True,
-        )  # fmt: skip
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path),
+                 "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+                start_new_session=True,
+            )  # fmt: skip
         wait_for_port(self.port, self.process)
-        return self
+        # The socket listens before the app has started up: /health answers only after.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"server did not become healthy:\n{self.log()}") from None
+                time.sleep(0.05)
 
     def stop(self, sig: int = 15) -> None:
         if self.process and self.process.poll() is None:
