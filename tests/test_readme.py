@@ -1,0 +1,79 @@
+"""The README's curl examples, run exactly as written against a real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO, decode
+
+pytestmark = pytest.mark.e2e
+
+
+def readme_commands() -> list[tuple[str, str | None]]:
+    """(command, expected output or None) for each command of the README's "Try it" block.
+
+    A `# ` line right after a command is its expected output; other comments describe.
+    """
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"## Try it.*?```sh\n(.*?)```", text, re.S)[1]
+    pairs: list[tuple[str, str | None]] = []
+    pending = ""
+    after_command = False
+    for line in block.splitlines():
+        if pending:
+            pending = pending[:-1] + " " + line.strip()
+            if not pending.endswith("\\"):
+                pairs.append((pending, None))
+                pending, after_command = "", True
+            continue
+        if line.startswith("# ") and after_command:
+            pairs[-1] = (pairs[-1][0], line[2:])
+        elif line.strip() and not line.startswith("#"):
+            if line.endswith("\\"):
+                pending = line.strip()
+                continue
+            pairs.append((line.strip(), None))
+            after_command = True
+            continue
+        after_command = False
+    return pairs
+
+
+def test_readme_has_examples() -> None:
+    assert len(readme_commands()) >= 10
+
+
+def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
+    if shutil.which("curl") is None:
+        subprocess.run(["apt-get", "install", "-y", "curl"], check=True, capture_output=True)
+    server = start_server()
+    shutil.copytree(REPO / "tests" / "images", tmp_path / "tests" / "images")
+    for command, expected in readme_commands():
+        # Only the port differs from the README: the test server listens on a free one.
+        runnable = command.replace("http://127.0.0.1:8080", server.url)
+        result = subprocess.run(
+            ["bash", "-c", runnable], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        if expected is None:
+            continue
+        if expected.startswith("{"):
+            got = json.loads(result.stdout)
+            want_text = expected.replace("...", "0")
+            want = json.loads(want_text)
+            for key, value in want.items():
+                if "..." in expected and f'"{key}": ...' in expected:
+                    continue
+                assert got[key] == value, (command, key)
+        else:
+            assert result.stdout.strip() == expected, command
+    for name, size in {"thumb.webp": (300, 200), "square.jpg": (64, 64)}.items():
+        image = decode((tmp_path / name).read_bytes())
+        assert (image.width, image.height) == size
+    assert decode((tmp_path / "photo.png").read_bytes()).width == 512
+    assert decode((tmp_path / "small.webp").read_bytes()).width == 200
