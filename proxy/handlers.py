@@ -233,23 +233,7 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
 
 async def image_info(request: web.Request) -> web.Response:
     record = await request.app[STORE].record(_image_id(request))
-    return _json(_info_body(record))
-
-
-def _info_body(record) -> dict[str, object]:
-    return {
-        "id": record.id,
-        "format": record.format,
-        "mime": record.mime,
-        "width": record.width,
-        "height": record.height,
-        "bands": record.bands,
-        "has_alpha": record.has_alpha,
-        "pages": record.pages,
-        "orientation": record.orientation,
-        "size": record.size,
-        "phash": record.phash,
-    }
+    return _json(record.info())
 
 
 async def source_info(request: web.Request) -> web.Response:
@@ -258,7 +242,7 @@ async def source_info(request: web.Request) -> web.Response:
     _, ref = urls.parse(raw, request.rel_url.raw_query_string)
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
-        return _json(_info_body(record))
+        return _json(record.info())
     raise NotFound("remote sources are not enabled on this server")
 
 

@@ -36,6 +36,12 @@ class Record:
     created: float
     phash: str
 
+    def info(self) -> dict[str, object]:
+        """The body of `GET /images/{id}/info`."""
+        body = asdict(self)
+        del body["created"]
+        return body
+
     def summary(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -123,18 +129,7 @@ class LocalStore:
                 return await self.record(image_id), False
             facts = await describe(tmp)
             record = Record(
-                id=image_id,
-                format=facts.format,
-                mime=facts.mime,
-                width=facts.width,
-                height=facts.height,
-                bands=facts.bands,
-                has_alpha=facts.has_alpha,
-                pages=facts.pages,
-                orientation=facts.orientation,
-                size=size,
-                created=round(time.time(), 3),
-                phash=facts.phash,
+                id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict()
             )
             await asyncio.to_thread(self._commit, tmp, record)
             return record, True
