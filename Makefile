@@ -19,6 +19,11 @@ $(VENV)/.test: $(VENV)/.base pyproject.toml
 run: $(VENV)/.base
 	$(VENV)/bin/progimage serve --config $(CONFIG)
 
+# The service on 127.0.0.1:8080 with nginx (nginx.conf) caching in front on 127.0.0.1:8000;
+# nginx is installed with apt-get if missing. Ctrl-C stops both.
+stack: $(VENV)/.base
+	bash scripts/stack.sh $(CONFIG)
+
 test: $(VENV)/.test
 	$(VENV)/bin/ruff check proxy tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -26,6 +31,11 @@ test: $(VENV)/.test
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check proxy tests benchmarks
 	$(VENV)/bin/ruff format --check proxy tests benchmarks
+
+# The service under wrk vs raw libvips in-process; knobs BENCH_DURATION, BENCH_CONNS, …
+# (see benchmarks/bench.py). Writes benchmarks/results/latest.{json,md}.
+bench: $(VENV)/.base
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
