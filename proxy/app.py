@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import handlers, imaging
+from . import docs, handlers, imaging, metrics
 from .config import Config
-from .keys import CONFIG, POOL, RENDERER, STORE
+from .keys import CONFIG, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
 from .renderer import Renderer
+from .sources.http import HttpSource
 from .sources.local import LocalStore
 from .workers import RenderPool
 
@@ -19,15 +20,24 @@ ID = "{id:[0-9a-f]{32}}"
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[problems, write_tokens(config.auth.tokens)],
+        middlewares=[metrics.observe, problems, write_tokens(config.auth.tokens)],
         # JSON bodies are read whole; images are streamed and capped on their own.
         client_max_size=1024 * 1024,
     )
     app[CONFIG] = config
+    app.cleanup_ctx.append(_remote_sources)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(common_headers)
     _routes(app)
     return app
+
+
+async def _remote_sources(app: web.Application) -> AsyncIterator[None]:
+    # One client session (connection pool, guarded DNS) shared by every remote fetch.
+    remote = HttpSource.create(app[CONFIG])
+    app[REMOTE] = remote
+    yield
+    await remote.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -38,7 +48,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pool = RenderPool(config.limits.effective_concurrency, config.limits.queue)
     app[STORE] = store
     app[POOL] = pool
-    app[RENDERER] = Renderer(config, store, pool)
+    app[RENDERER] = Renderer(config, store, pool, app[REMOTE])
     yield
     pool.close()
 
@@ -56,5 +66,7 @@ def _routes(app: web.Application) -> None:
     r.add_get("/images/{a:[0-9a-f]{32}}/diff/{b:[0-9a-f]{32}}", handlers.image_diff)
     r.add_delete(f"/images/{ID}", handlers.delete_image)
     r.add_get("/info/{source:.+}", handlers.source_info)
+    r.add_get("/metrics", metrics.metrics_handler)
+    docs.add_routes(r)
     r.add_get("/{path:.+}", handlers.derived)
     r.add_post("/{path:.+}", handlers.on_demand)

@@ -43,8 +43,14 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class BytesLRU(Generic[V]):
     """An LRU bounded by the total size of its values, not by their count."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        size_of: Callable[[V], int],
+        observe: Callable[[bool], None] | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
+        self._observe = observe
         self._lru: LRUCache | None = (
             LRUCache(maxsize=max_bytes, getsizeof=size_of) if max_bytes > 0 else None
         )
@@ -57,6 +63,8 @@ class BytesLRU(Generic[V]):
             self.misses += 1
         else:
             self.hits += 1
+        if self._observe is not None:
+            self._observe(value is not None)
         return value
 
     def put(self, key: str, value: V) -> None:

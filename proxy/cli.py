@@ -6,12 +6,17 @@ import argparse
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 
 from . import config as config_module
 from . import signing
+
+# Seconds a connection may take to deliver a request head (also the keep-alive idle time).
+HEADER_TIMEOUT = 15.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +75,12 @@ def _serve(config: config_module.Config) -> int:
     if workers == 1:
         _run_worker(config, sock)
         return 0
+    # Metrics of every worker go to files in one directory, so any worker's /metrics
+    # reports the sum over all of them (prometheus-client's multiprocess mode).
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="progimage-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -99,6 +110,8 @@ def _serve(config: config_module.Config) -> int:
                 break
             except InterruptedError:
                 continue
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0 if status in (0, -signal.SIGTERM) else 1
 
 
@@ -108,7 +121,13 @@ def _run_worker(config: config_module.Config, sock: socket.socket) -> None:
 
     from .app import create_app
 
-    web.run_app(create_app(config), sock=sock, print=None, access_log=None)
+    # aiohttp arms keepalive_timeout when a connection opens and after every response, and
+    # closes the connection if no complete request head has arrived by then: this bounds a
+    # client that trickles its headers, as well as idle keep-alive connections.
+    web.run_app(
+        create_app(config), sock=sock, print=None, access_log=None,
+        keepalive_timeout=float(os.environ.get("PI_HEADER_TIMEOUT", HEADER_TIMEOUT)),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

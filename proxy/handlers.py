@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiofiles
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, http_exceptions, web
 
 from . import __version__, cache, metadata, ops, pipeline, signing, urls
 from .errors import BadRequest, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from .keys import CONFIG, POOL, RENDERER, STORE
+from .keys import CONFIG, POOL, REMOTE, RENDERER, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
+from .sources.http import remote_ref
 from .urls import ID_RE, SourceRef
 
 CHUNK = 256 * 1024
@@ -22,6 +25,12 @@ UPLOAD_FIELDS = ("image", "file", "data")
 # First path segments of the API's own routes: never the start of a derived-image URL.
 RESERVED = frozenset({"images", "jobs", "info", "health", "metrics", "docs", "openapi.json"})
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A request body (upload, on-demand render) must keep arriving: at most BODY_IDLE_TIMEOUT
+# seconds without a byte, BODY_TIMEOUT seconds in all, else 408. Reading a body never holds
+# a render slot; these bound the memory and file descriptors a trickling client can pin.
+# The PI_* variables exist for tests; they are not configuration.
+BODY_IDLE_TIMEOUT = float(os.environ.get("PI_BODY_IDLE_TIMEOUT", "30"))
+BODY_TIMEOUT = float(os.environ.get("PI_BODY_TIMEOUT", "300"))
 
 
 def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -65,7 +74,23 @@ async def put_image(request: web.Request) -> web.Response:
         chunks = _multipart_chunks(request)
     else:
         chunks = request.content.iter_chunked(CHUNK)
-    return await _store(request, chunks)
+    return await _store(request, _timed(chunks))
+
+
+async def _timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body's chunks, or 408 when the client stalls or trickles past the deadlines."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TIMEOUT
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + BODY_IDLE_TIMEOUT)):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="the request body arrived too slowly") from None
+        yield chunk
 
 
 async def _store(request: web.Request, chunks: AsyncIterator[bytes]) -> web.Response:
@@ -104,7 +129,7 @@ async def _multipart_chunks(request: web.Request) -> AsyncIterator[bytes]:
                 return
             if isinstance(part, BodyPartReader):
                 await part.release()
-    except (ValueError, AssertionError) as exc:  # aiohttp's signals for a malformed body
+    except (ValueError, AssertionError, http_exceptions.HttpProcessingError) as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from exc
     raise BadRequest(f"multipart body has no file field named {', '.join(UPLOAD_FIELDS)}")
 
@@ -128,7 +153,12 @@ async def _post_json(request: web.Request) -> web.Response:
 
         return await _store(request, single())
     if "url" in payload:
-        raise NotFound("remote sources are not enabled on this server")
+        original = await request.app[REMOTE].fetch(remote_ref(payload["url"]))
+
+        async def fetched() -> AsyncIterator[bytes]:
+            yield original.data
+
+        return await _store(request, fetched())
     raise BadRequest('expected a JSON object with "url" or "from"')
 
 
@@ -243,7 +273,16 @@ async def source_info(request: web.Request) -> web.Response:
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
         return _json(record.info())
-    raise NotFound("remote sources are not enabled on this server")
+    config = request.app[CONFIG]
+    original = await request.app[REMOTE].fetch(ref)
+    facts = await request.app[POOL].run(
+        metadata.describe,
+        original.data,
+        allow_svg=config.sources.allow_svg,
+        max_pixels=config.limits.max_pixels,
+    )
+    # Not stored, so no id: the URL says which image this is.
+    return _json({"id": None, "url": ref.value, **facts.as_dict(), "size": len(original.data)})
 
 
 async def image_diff(request: web.Request) -> web.Response:
@@ -282,6 +321,7 @@ async def _respond_derived(
     renderer = request.app[RENDERER]
     accept = request.headers.get("Accept", "")
     rendition = renderer.prepare(options, ref, accept)
+    await renderer.identify(rendition, ref)  # remote sources: the ETag names the upstream version
     headers = _derived_headers(rendition)
     if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
         return web.Response(status=304, headers=headers)
@@ -341,7 +381,7 @@ async def on_demand(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.content.iter_chunked(CHUNK):
+    async for chunk in _timed(request.content.iter_chunked(CHUNK)):
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"the image is larger than {limit} bytes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,15 +129,24 @@ def read_header(source: Source, *, allow_svg: bool, max_pixels: int) -> tuple[He
     return header, image
 
 
-# thumbnail's own `fail_on` argument does not reach the JPEG loader; the loader options do.
-_STRICT = "fail_on=truncated"
+def fail_on(fmt: str) -> str:
+    """How strict decoding is: any libtiff error fails a TIFF, since a strip that runs past
+    the end of the file is only an "error" there, never "truncated" (it decodes as black)."""
+    return "error" if fmt == "tiff" else "truncated"
 
 
-def thumbnail(source: Source, width: int, **kwargs: object) -> pyvips.Image:
-    """Shrink-on-load thumbnail that fails on truncated or corrupt input."""
+def thumbnail(source: Source, width: int, *, fail_on: str = "truncated", **kwargs) -> pyvips.Image:
+    """Shrink-on-load thumbnail that fails on truncated or corrupt input.
+
+    thumbnail's own `fail_on` argument does not reach the JPEG loader, and the loader options
+    in the file name do not reach the PNG loader: both are given.
+    """
+    strict = f"fail_on={fail_on}"
     if isinstance(source, bytes):
-        return pyvips.Image.thumbnail_buffer(source, width, option_string=_STRICT, **kwargs)
-    return pyvips.Image.thumbnail(f"{os.fspath(source)}[{_STRICT}]", width, **kwargs)
+        return pyvips.Image.thumbnail_buffer(source, width, option_string=strict, **kwargs)
+    return pyvips.Image.thumbnail(
+        f"{os.fspath(source)}[{strict}]", width, fail_on=fail_on, **kwargs
+    )
 
 
 def _get(image: pyvips.Image, name: str, default):
@@ -144,8 +154,13 @@ def _get(image: pyvips.Image, name: str, default):
 
 
 def first_line(exc: BaseException) -> str:
+    """The last line of a libvips error, without file names (they name the server's disk)."""
     text = str(exc).strip().splitlines()
-    return text[-1].strip() if text else type(exc).__name__
+    line = text[-1].strip() if text else type(exc).__name__
+    return _QUOTED_PATH.sub("the image", line)
+
+
+_QUOTED_PATH = re.compile(r"\"/[^\"]*\"")
 
 
 def encode(image: pyvips.Image, fmt: str, quality: int | None) -> bytes:

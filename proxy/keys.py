@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .config import Config
 from .renderer import Renderer
+from .sources.http import HttpSource
 from .sources.local import LocalStore
 from .workers import RenderPool
 
@@ -13,3 +14,4 @@ CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", LocalStore)
 POOL = web.AppKey("pool", RenderPool)
 RENDERER = web.AppKey("renderer", Renderer)
+REMOTE = web.AppKey("remote", HttpSource)

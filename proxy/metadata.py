@@ -41,7 +41,7 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
     """
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
     try:
-        small = _thumbnail(source)
+        small = _thumbnail(source, imaging.fail_on(header.format))
         phash = perceptual_hash(small)
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
@@ -57,8 +57,8 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
     )
 
 
-def _thumbnail(source: Source) -> pyvips.Image:
-    return imaging.thumbnail(source, _HASH_SIZE, height=_HASH_SIZE, size="force")
+def _thumbnail(source: Source, fail_on: str) -> pyvips.Image:
+    return imaging.thumbnail(source, _HASH_SIZE, height=_HASH_SIZE, size="force", fail_on=fail_on)
 
 
 def _dct_matrix(n: int) -> np.ndarray:

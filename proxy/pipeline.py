@@ -219,8 +219,6 @@ def _rgb(hex_colour: str) -> list[int]:
 
 # --- load + scale, the only place pixels are decoded.
 
-_FAIL_ON = "truncated"
-
 
 def _needs_random_access(p: Plan) -> bool:
     """Steps that read pixels out of top-to-bottom order (rotations, flips, smart crops)."""
@@ -237,12 +235,16 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
     random_access = _needs_random_access(p)
     if p.scaled and not p.crop:
         width, height = p.scaled
-        img = imaging.thumbnail(source, width, height=height, size="force")
+        img = imaging.thumbnail(
+            source, width, height=height, size="force", fail_on=imaging.fail_on(header.format)
+        )
         # The thumbnail streams from a sequential decode; a small copy in memory lets the
         # later steps read it in any order.
         return img.copy_memory() if random_access else img
     access = "random" if random_access else "sequential"
-    img = imaging.open_image(source, access=access, fail_on=_FAIL_ON).autorot()
+    img = imaging.open_image(
+        source, access=access, fail_on=imaging.fail_on(header.format)
+    ).autorot()
     if p.crop:
         img = img.extract_area(*p.crop)
     if p.scaled:
@@ -259,7 +261,9 @@ def _resize_exact(img: pyvips.Image, width: int, height: int) -> pyvips.Image:
 
 def _load_frames(source: Source, header: Header, p: Plan) -> list[pyvips.Image]:
     """Every frame of an animation as its own image, cropped and scaled."""
-    whole = imaging.open_image(source, n=-1, access="sequential", fail_on=_FAIL_ON)
+    whole = imaging.open_image(
+        source, n=-1, access="sequential", fail_on=imaging.fail_on(header.format)
+    )
     page_height = whole.get("page-height") if whole.get_typeof("page-height") else header.height
     frames = []
     for i in range(whole.height // page_height):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import cache, pipeline, urls
+from . import cache, imaging, metrics, pipeline, urls
 from .config import Config
 from .errors import Forbidden, NotFound
 from .ops import Options
 from .pipeline import Result
-from .sources import Original
+from .sources import Original, Source
 from .sources.local import LocalStore
 from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
@@ -30,12 +31,19 @@ def negotiate(accept: str) -> str | None:
 
 @dataclass(slots=True)
 class Rendition:
-    """A derived image and everything its response headers need."""
+    """A derived image and everything its response headers need.
 
-    etag: str
+    For remote sources `etag` stays None until `Renderer.identify` has fetched the original,
+    because it names the upstream validator.
+    """
+
+    etag: str | None
     tag: str
     cache_control: str
     vary: bool
+    canonical: str = ""
+    variant: str | None = None  # the negotiated format, as it enters the ETag
+    original: Original | None = None
     result: Result | None = None
     from_cache: bool = False
     timings: dict[str, float] = field(default_factory=dict)
@@ -47,13 +55,18 @@ class Rendition:
 
 
 class Renderer:
-    def __init__(self, config: Config, store: LocalStore, pool: RenderPool) -> None:
+    def __init__(
+        self, config: Config, store: LocalStore, pool: RenderPool, remote: Source | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.pool = pool
+        self.remote = remote
         self.flights = SingleFlight()
         self.results: cache.BytesLRU[Result] = cache.BytesLRU(
-            config.cache.memory_mb * 1024 * 1024, lambda r: len(r.body) + 512
+            config.cache.memory_mb * 1024 * 1024,
+            lambda r: len(r.body) + 512,
+            metrics.cache_observer("results"),
         )
         self.renders = 0  # renders actually run by libvips in this process
 
@@ -65,46 +78,71 @@ class Renderer:
         requested = options.format or self.config.output.format
         vary = requested == "auto"
         negotiated = negotiate(accept) if vary else requested
-        if not ref.is_stored:
-            raise NotFound("remote sources are not enabled on this server")
-        if not self.store.exists(ref.value):
-            raise NotFound(f"no image with id {ref.value}")
+        variant = f"auto:{negotiated}" if vary else negotiated
         canonical = urls.build(options, ref)
-        etag = cache.result_key(canonical, ref.value, f"auto:{negotiated}" if vary else negotiated)
-        max_age = YEAR
-        control = f"public, max-age={YEAR}, immutable"
+        if ref.is_stored:
+            if not self.store.exists(ref.value):
+                raise NotFound(f"no image with id {ref.value}")
+            etag = cache.result_key(canonical, ref.value, variant)
+            tag, max_age = ref.value, YEAR
+        else:
+            if self.remote is None:
+                raise NotFound("remote sources are not enabled on this server")
+            etag, tag, max_age = None, cache.url_tag(ref.value), self.config.cache.remote_ttl
+        control = f"public, max-age={max_age}" + (", immutable" if ref.is_stored else "")
         if options.expires is not None:
-            max_age = min(max_age, int(options.expires - now))
-            control = f"public, max-age={max_age}"
-        return Rendition(etag=etag, tag=ref.value, cache_control=control, vary=vary)
+            control = f"public, max-age={min(max_age, int(options.expires - now))}"
+        return Rendition(etag, tag, control, vary, canonical=canonical, variant=variant)
+
+    async def identify(self, rendition: Rendition, ref: SourceRef) -> None:
+        """Remote sources: fetch the original (from the source cache when fresh) and derive the
+        ETag from its identity, so If-None-Match can be answered before any render."""
+        if rendition.etag is not None:
+            return
+        assert self.remote is not None  # prepare() refused URL sources without one
+        started = time.perf_counter()
+        rendition.original = await self.remote.fetch(ref)
+        elapsed = time.perf_counter() - started
+        metrics.FETCH_SECONDS.labels("remote").observe(elapsed)
+        rendition.timings["fetch"] = elapsed * 1000
+        rendition.etag = cache.result_key(
+            rendition.canonical, rendition.original.identity, rendition.variant
+        )
 
     async def render(
         self, rendition: Rendition, options: Options, ref: SourceRef, requested: str | None
     ) -> Rendition:
         """Fill `rendition.result`: from the cache, a render in flight, or a new render."""
-        hit = self.results.get(rendition.etag)
+        await self.identify(rendition, ref)
+        etag = rendition.etag
+        assert etag is not None
+        hit = self.results.get(etag)
         if hit is not None:
             rendition.result, rendition.from_cache = hit, True
             return rendition
+        fetched_original = rendition.original
 
         async def produce() -> tuple[Result, dict[str, float]]:
             started = time.perf_counter()
-            original = await self.store.fetch(ref)
+            timings: dict[str, float] = {}
+            original = fetched_original
+            if original is None:
+                original = await self.store.fetch(ref)
+                timings["fetch"] = (time.perf_counter() - started) * 1000
             fetched = time.perf_counter()
             result = await self.pool.run(self._render_sync, original, options, requested)
-            self.results.put(rendition.etag, result)
-            timings = {
-                "fetch": (fetched - started) * 1000,
-                "queue": max(
-                    0.0,
-                    (time.perf_counter() - fetched) * 1000 - result.process_ms - result.encode_ms,
-                ),
-                "render": result.process_ms,
-                "encode": result.encode_ms,
-            }
+            self.results.put(etag, result)
+            metrics.RENDER_SECONDS.labels(metrics.render_family(options.mode)).observe(
+                (result.process_ms + result.encode_ms) / 1000
+            )
+            timings["queue"] = max(
+                0.0, (time.perf_counter() - fetched) * 1000 - result.process_ms - result.encode_ms
+            )
+            timings["render"] = result.process_ms
+            timings["encode"] = result.encode_ms
             return result, timings
 
-        (result, timings), _shared = await self.flights.do(rendition.etag, produce)
+        (result, timings), _shared = await self.flights.do(etag, produce)
         rendition.result = result
         rendition.timings.update(timings)
         return rendition
@@ -116,13 +154,27 @@ class Renderer:
     def _render_sync(self, original: Original, options: Options, requested: str | None) -> Result:
         self.renders += 1
         return pipeline.render(
-            original.data,
+            self._loadable(original.data),
             options,
             requested_format=requested,
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
         )
+
+    def _loadable(self, data: bytes | Path) -> bytes | Path:
+        """SVG goes to libvips as bytes, never as a file.
+
+        Loaded from a file, librsvg resolves references against the file's directory: an
+        `<image href>` or an XInclude of a sibling (another original, its JSON record) is
+        read into the render. From a buffer it has no base URI and loads nothing but
+        `data:` URIs; http(s) references it never fetches at all (tests/test_svg.py).
+        """
+        if not self.config.sources.allow_svg or not isinstance(data, Path):
+            return data
+        if imaging.sniff(imaging.read_head(data)) != "svg":
+            return data
+        return data.read_bytes()
 
 
 def quality_table(config: Config) -> dict[str, int]:

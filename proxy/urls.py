@@ -244,7 +244,9 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
     if query:
         url = f"{url}?{query}"
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # `https://%5B::1%5D/x`: a port that is no number is malformed too
     except ValueError as exc:
         raise BadRequest(f"'{raw}': malformed source URL") from exc
     if not host:

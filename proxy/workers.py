@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from . import metrics
 from .errors import Overloaded
 
 T = TypeVar("T")
@@ -33,9 +34,11 @@ class RenderPool:
         if self.pending >= self.concurrency + self.queue:
             raise Overloaded(f"{self.pending} renders are running or waiting; try again shortly")
         self.pending += 1
+        self._publish()
         try:
             async with self._slots:
                 self.running += 1
+                self._publish()
                 try:
                     call = functools.partial(fn, *args, **kwargs)
                     ctx = contextvars.copy_context()
@@ -46,6 +49,11 @@ class RenderPool:
                     self.running -= 1
         finally:
             self.pending -= 1
+            self._publish()
+
+    def _publish(self) -> None:
+        metrics.QUEUE_DEPTH.set(self.waiting)
+        metrics.IN_FLIGHT.set(self.running)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

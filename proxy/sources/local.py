@@ -71,9 +71,11 @@ class LocalStore:
     def _open(self) -> None:
         self.originals.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        # Partial uploads of a previous run (crash, SIGKILL) are never served: drop them.
+        # Partial uploads of a previous run (crash, SIGKILL) are never served: drop them. Not
+        # those of a sibling worker process still writing them: it may have started first.
         for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+            if not _writer_alive(leftover.name):
+                leftover.unlink(missing_ok=True)
 
     def path(self, image_id: str) -> Path:
         return self.originals / image_id[:2] / image_id
@@ -108,7 +110,7 @@ class LocalStore:
         Returns the record and whether it is new. Nothing is visible until the final rename,
         so a cancelled or failed upload leaves nothing behind.
         """
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         digest = hashlib.sha256()
         size = 0
         try:
@@ -143,7 +145,7 @@ class LocalStore:
     def _commit(self, tmp: Path, record: Record) -> None:
         final = self.path(record.id)
         final.parent.mkdir(exist_ok=True)
-        meta_tmp = self.tmp / f"{record.id}.{uuid.uuid4().hex}.json"
+        meta_tmp = self.tmp / f"{os.getpid()}-{record.id}.{uuid.uuid4().hex}.json"
         with open(meta_tmp, "w") as f:
             json.dump(asdict(record), f)
             f.flush()
@@ -183,6 +185,20 @@ class LocalStore:
     def _delete(self, image_id: str) -> None:
         self.path(image_id).unlink(missing_ok=True)
         self._meta_path(image_id).unlink(missing_ok=True)
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the temp file `name` (`{pid}-…`) belongs to another process that still runs."""
+    pid_text = name.split("-", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_hashed(handle, digest, chunk: bytes) -> None:
