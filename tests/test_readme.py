@@ -77,3 +77,17 @@ def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
         assert (image.width, image.height) == size
     assert decode((tmp_path / "photo.png").read_bytes()).width == 512
     assert decode((tmp_path / "small.webp").read_bytes()).width == 200
+
+
+def test_readme_shell_and_python_signing_recipes_match_the_service() -> None:
+    from proxy import signing
+
+    text = (REPO / "README.md").read_text()
+    shell = re.search(r"# From a shell, without ProgImage:\n(.*?)```", text, re.S)[1]
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
+    path = "/resize/300x300/fmt/webp/01351ef2539cca29aa8a6dc02f3332cb"
+    assert result.stdout.strip() == signing.signed_path(path, "secret")
+    python = re.search(r"From Python:\n\n```python\n(.*?)```", text, re.S)[1]
+    namespace: dict = {}
+    exec(python, namespace)
+    assert namespace["sign"](path, "secret") == signing.signed_path(path, "secret")
