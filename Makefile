@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config.yaml
 
-.PHONY: run test lint stack bench clean
+.PHONY: run test lint stack bench clean soak
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ stack: $(VENV)/.base
 test: $(VENV)/.test
 	$(VENV)/bin/ruff check proxy tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# A longer soak of mixed valid and hostile traffic against the real server (tests/test_soak.py).
+soak: $(VENV)/.test
+	SOAK_REQUESTS=5000 $(PY) -m pytest -q -p no:cacheprovider tests/test_soak.py
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check proxy tests benchmarks

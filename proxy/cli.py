@@ -15,9 +15,6 @@ import tempfile
 from . import config as config_module
 from . import signing
 
-# Seconds a connection may take to deliver a request head (also the keep-alive idle time).
-HEADER_TIMEOUT = 15.0
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="progimage", description=__doc__)
@@ -126,7 +123,7 @@ def _run_worker(config: config_module.Config, sock: socket.socket) -> None:
     # client that trickles its headers, as well as idle keep-alive connections.
     web.run_app(
         create_app(config), sock=sock, print=None, access_log=None,
-        keepalive_timeout=float(os.environ.get("PI_HEADER_TIMEOUT", HEADER_TIMEOUT)),
+        keepalive_timeout=config.limits.header_timeout,
     )  # fmt: skip
 
 

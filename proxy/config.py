@@ -59,6 +59,9 @@ class LimitsConfig:
     concurrency: int = 0
     queue: int = 64
     fetch_timeout: float = 10.0
+    header_timeout: float = 15.0
+    body_idle_timeout: float = 30.0
+    body_timeout: float = 300.0
 
     @property
     def effective_concurrency(self) -> int:
@@ -249,6 +252,9 @@ _SCHEMA: dict[str, Any] = {
         "concurrency": _integer(0),
         "queue": _integer(0),
         "fetch_timeout": _number(0, inclusive=False),
+        "header_timeout": _number(0, inclusive=False),
+        "body_idle_timeout": _number(0, inclusive=False),
+        "body_timeout": _number(0, inclusive=False),
     },
     "sources": {"allowed_hosts": _hosts, "allow_private_networks": _flag, "allow_svg": _flag},
     "signing": {"key": _texts},

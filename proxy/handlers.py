@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +24,10 @@ UPLOAD_FIELDS = ("image", "file", "data")
 # First path segments of the API's own routes: never the start of a derived-image URL.
 RESERVED = frozenset({"images", "jobs", "info", "health", "metrics", "docs", "openapi.json"})
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-# A request body (upload, on-demand render) must keep arriving: at most BODY_IDLE_TIMEOUT
-# seconds without a byte, BODY_TIMEOUT seconds in all, else 408. Reading a body never holds
-# a render slot; these bound the memory and file descriptors a trickling client can pin.
-# The PI_* variables exist for tests; they are not configuration.
-BODY_IDLE_TIMEOUT = float(os.environ.get("PI_BODY_IDLE_TIMEOUT", "30"))
-BODY_TIMEOUT = float(os.environ.get("PI_BODY_TIMEOUT", "300"))
+# A request body (upload, on-demand render) must keep arriving: at most
+# limits.body_idle_timeout seconds without a byte, limits.body_timeout in all, else 408.
+# Reading a body never holds a render slot; these bound the memory and file descriptors a
+# trickling client can pin.
 
 
 def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -74,17 +71,18 @@ async def put_image(request: web.Request) -> web.Response:
         chunks = _multipart_chunks(request)
     else:
         chunks = request.content.iter_chunked(CHUNK)
-    return await _store(request, _timed(chunks))
+    return await _store(request, _timed(request, chunks))
 
 
-async def _timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _timed(request: web.Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The body's chunks, or 408 when the client stalls or trickles past the deadlines."""
+    limits = request.app[CONFIG].limits
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + BODY_TIMEOUT
+    deadline = loop.time() + limits.body_timeout
     iterator = aiter(chunks)
     while True:
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + BODY_IDLE_TIMEOUT)):
+            async with asyncio.timeout_at(min(deadline, loop.time() + limits.body_idle_timeout)):
                 chunk = await anext(iterator)
         except StopAsyncIteration:
             return
@@ -381,7 +379,7 @@ async def on_demand(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
     body = bytearray()
-    async for chunk in _timed(request.content.iter_chunked(CHUNK)):
+    async for chunk in _timed(request, request.content.iter_chunked(CHUNK)):
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"the image is larger than {limit} bytes")
