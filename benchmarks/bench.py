@@ -1,0 +1,745 @@
+"""`make bench`: the real service over loopback with wrk, against raw libvips in-process.
+
+For every workload the service (`workers: 0`, one process per core, result cache off except
+for W5) is loaded with wrk, then the same libvips work runs in-process with pyvips
+(benchmarks/rawloop.py) over a small grid of raw configurations (Python threads x libvips
+concurrency); the best raw figure is the ceiling the service is compared with. Service and raw
+runs of one workload are taken back to back, so their ratio is meaningful even on a busy
+machine; absolute numbers are not.
+
+Workloads (photographs, see benchmarks/images.py):
+  W1 4000x3000 JPEG -> fit 300x200 JPEG q80       W2 same -> 300x200 WebP q80
+  W3 1600x1200 JPEG -> 800x600 JPEG q80           W4 1000x1000 RGBA PNG -> 300x300 WebP q80
+  W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
+  W7 W1 as AVIF (fmt/avif, default quality 60)
+Then a memory check: W1 at 16 connections; peak RSS, and RSS 10 s after the load vs idle.
+
+Knobs (environment):
+  BENCH_DURATION (10)   seconds of each measured wrk run
+  BENCH_CONNS (8)       wrk connections
+  BENCH_WARMUP (2)      seconds of wrk warm-up before each run (discarded)
+  BENCH_RAW_DURATION    seconds of each raw configuration (default: half of BENCH_DURATION)
+  BENCH_RAW_THREADS     raw grid, Python threads (1,2,4)
+  BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
+  BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
+  BENCH_NO_RAW=1        service only
+  BENCH_QUIET_WAIT (10) BENCH_QUIET_MAX (15) BENCH_NOISY_MAX (25) BENCH_RETRIES (1)
+  BENCH_BUDGET (480)    noise control: wait for a quiet machine, retry a run that shared the
+                        CPU, keep the cleanest attempt; no waits or retries past the budget (s)
+  BENCH_SERVICE_CMD     how to start the service (default: .venv/bin/progimage)
+  BENCH_CONFIG          JSON merged into the service configuration, e.g. '{"limits":
+                        {"concurrency": 1}}'
+  BENCH_OUT             results folder (benchmarks/results); BENCH_TAG names the files
+                        (latest.json / latest.md by default)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import images  # noqa: E402
+
+NCPU = os.cpu_count() or 1
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [x.strip() for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+DURATION = env_float("BENCH_DURATION", 10)
+CONNS = int(env_float("BENCH_CONNS", 8))
+WARMUP = env_float("BENCH_WARMUP", 2)
+RAW_DURATION = env_float("BENCH_RAW_DURATION", max(2.0, DURATION / 2))
+RAW_THREADS = [int(x) for x in env_list("BENCH_RAW_THREADS", "1,2,4")]
+RAW_CONCURRENCY = [int(x) for x in env_list("BENCH_RAW_CONCURRENCY", "1,2")]
+WRK_THREADS = 2
+MEMCHECK_CONNS = 16
+MEMCHECK_SETTLE = 10.0
+# GET workloads rotate over this many byte-different copies of their original, so that no two
+# requests in flight name the same URL (the service's single-flight would merge them into one
+# render); 4 per connection of the busiest run keeps each wrk thread's cycle long enough.
+COPIES = 4 * max(CONNS, MEMCHECK_CONNS)
+# Noise control: before each measured run wait up to QUIET_WAIT s for the machine to fall
+# under QUIET_MAX % busy; retry a run during which other processes used over NOISY_MAX % of a
+# core; both stop once BUDGET seconds of the whole benchmark are spent.
+QUIET_WAIT = env_float("BENCH_QUIET_WAIT", 10)
+QUIET_MAX = env_float("BENCH_QUIET_MAX", 15)
+NOISY_MAX = env_float("BENCH_NOISY_MAX", 25)
+RETRIES = int(env_float("BENCH_RETRIES", 1))
+BUDGET = env_float("BENCH_BUDGET", 480)
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    image: str  # images.ensure() key
+    path: str  # URL path, {id} is the stored original
+    expect: tuple[int, int, int, str] | None  # width, height, bands, loader prefix
+    method: str = "GET"
+    cache: bool = False
+
+    @property
+    def raw(self) -> bool:
+        return self.key != "W5"
+
+
+WORKLOADS = [
+    Workload("W1", "4000x3000 JPEG -> fit 300x200 JPEG q80", "large",
+             "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg")),
+    Workload("W2", "4000x3000 JPEG -> fit 300x200 WebP q80", "large",
+             "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp")),
+    Workload("W3", "1600x1200 JPEG -> 800x600 JPEG q80", "medium",
+             "/resize/800x600/q/80/{id}", (800, 600, 3, "jpeg")),
+    Workload("W4", "1000x1000 RGBA PNG -> 300x300 WebP q80", "alpha",
+             "/resize/300x300/fmt/webp/q/80/{id}", (300, 300, 4, "webp")),
+    Workload("W5", "W1 URL repeated, result cache on (hits)", "large",
+             "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg"), cache=True),
+    Workload("W6", "PUT /images, ~2 MB JPEG, unique bodies", "upload", "/images", None,
+             method="PUT"),
+    Workload("W7", "4000x3000 JPEG -> fit 300x200 AVIF (q60)", "large",
+             "/resize/300x200/fmt/avif/{id}", (267, 200, 3, "heif")),
+]  # fmt: skip
+
+
+# --- /proc: the service's process tree, its RSS and CPU
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def tree(root: int) -> list[int]:
+    """root and every descendant (the kernel here has no /proc/*/task/*/children)."""
+    parents: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields:
+                parents.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / TICK
+
+
+def system_busy() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:9]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of the tree, sampled every 100 ms."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.peak = 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        pids, rescan = tree(self.root), time.monotonic() + 1.0
+        while not self._halt.is_set():
+            if time.monotonic() > rescan:
+                pids, rescan = tree(self.root), time.monotonic() + 1.0
+            self.peak = max(self.peak, rss_bytes(pids))
+            self.samples += 1
+            self._halt.wait(0.1)
+
+    def finish(self) -> int:
+        self._halt.set()
+        self.join()
+        return self.peak
+
+
+# --- the service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+class Service:
+    """`progimage serve` in its own session (process group), stopped by that group id."""
+
+    def __init__(self, workdir: Path, store: Path, *, memory_mb: int) -> None:
+        self.workdir = workdir
+        extra = json.loads(os.environ.get("BENCH_CONFIG") or "{}")
+        self.config = merge(
+            {
+                "storage": {"path": str(store)},
+                "server": {"workers": 0},
+                "cache": {"memory_mb": memory_mb},
+                "limits": {"queue": 256},
+            },
+            extra,
+        )
+        workers = self.config["server"]["workers"] or NCPU
+        self.processes = 1 if workers == 1 else workers + 1
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Service:
+        name = f"service-{self.port}"
+        config = self.workdir / f"{name}.yaml"
+        config.write_text(json.dumps(self.config))  # JSON is YAML
+        command = os.environ.get("BENCH_SERVICE_CMD") or str(REPO / ".venv/bin/progimage")
+        argv = [*shlex.split(command), "serve", "--config", str(config), "--port", str(self.port)]
+        self.log_path = self.workdir / f"{name}.log"
+        with open(self.log_path, "wb") as output:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                argv, cwd=self.workdir, start_new_session=True, stdout=output,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the service exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
+                    if r.status == 200 and len(tree(self.proc.pid)) >= self.processes:
+                        time.sleep(0.5)  # let every worker reach its accept loop
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the service did not answer /health: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def upload(self, data: bytes) -> str:
+        request = urllib.request.Request(self.base + "/images", data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=120) as r:
+            return json.load(r)["id"]
+
+    def upload_copies(self, path: Path, count: int) -> list[str]:
+        """`count` byte-different copies of one image (see images.tagged): distinct ids."""
+        data = path.read_bytes()
+        bodies = [images.tagged(data, f"progimage-bench copy {i}") for i in range(count)]
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(self.upload, bodies))
+
+
+def check_output(url: str, expect: tuple[int, int, int, str]) -> dict:
+    """Fetch once and decode: the benchmark must measure the right image, not an error."""
+    import pyvips
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            body, mime, timing = (
+                r.read(),
+                r.headers.get("Content-Type"),
+                r.headers.get("Server-Timing"),
+            )
+    except urllib.error.HTTPError as exc:
+        return {"ok": False, "detail": f"HTTP {exc.code}: {exc.read()[:200]!r}"}
+    image = pyvips.Image.new_from_buffer(body, "")
+    got = (image.width, image.height, image.bands, image.get("vips-loader"))
+    ok = got[:3] == expect[:3] and got[3].startswith(expect[3])
+    return {
+        "ok": ok,
+        "output": f"{got[0]}x{got[1]}x{got[2]} {got[3]} {len(body)}B {mime}",
+        "server_timing": timing,
+    }
+
+
+# --- wrk
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk is missing: apt-get update && apt-get install -y wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True,
+                   stdout=subprocess.DEVNULL, env=env)  # fmt: skip
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def wrk_script(
+    workdir: Path, workload: Workload, paths: list[str], threads: int
+) -> tuple[Path, list[str]]:
+    """stats.lua alone (one URL), or with rotate.lua (many originals) or upload.lua (PUT)."""
+    stats = (HERE / "stats.lua").read_text()
+    if workload.method == "PUT":
+        script = workdir / "upload-combined.lua"
+        script.write_text(stats + "\n" + (HERE / "upload.lua").read_text())
+        upload = images.ensure()[workload.image]
+        return script, [str(upload), uuid.uuid4().hex[:12]]
+    if len(paths) == 1:
+        return HERE / "stats.lua", []
+    script = workdir / "rotate-combined.lua"
+    script.write_text(stats + "\n" + (HERE / "rotate.lua").read_text())
+    listing = workdir / f"paths-{workload.key}.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    return script, [str(listing), str(threads)]
+
+
+def run_wrk(
+    service: Service,
+    workload: Workload,
+    paths: list[str],
+    workdir: Path,
+    seconds: float,
+    conns: int,
+) -> dict:
+    """One wrk run against the service, with the service tree's peak RSS and CPU."""
+    threads = max(1, min(WRK_THREADS, conns))
+    script, args = wrk_script(workdir, workload, paths, threads)
+    url = service.base + paths[0]
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s",
+            "--timeout", "10s", "-s", str(script), url]  # fmt: skip
+    if args:
+        argv += ["--", *args]
+    pids = tree(service.pid)
+    sampler = RssSampler(service.pid)
+    cpu0, busy0, wrk0 = cpu_seconds(pids), system_busy(), _children_cpu()
+    sampler.start()
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    peak = sampler.finish()
+    cpu1, busy1, wrk1 = cpu_seconds(tree(service.pid)), system_busy(), _children_cpu()
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-800:]}{done.stderr}")
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    statuses = {int(k): v for k, v in data["statuses"].items()}
+    seconds_run = data["duration_us"] / 1e6
+    ok = sum(n for code, n in statuses.items() if 200 <= code < 300)
+    sock = sum(data["socket_errors"].values()) - data["socket_errors"]["status"]
+    service_cpu = cpu1 - cpu0
+    busy = NCPU * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * elapsed
+    return {
+        "req_s": round(ok / seconds_run, 2),
+        "requests": data["requests"],
+        "ok": ok,
+        "p50_ms": round(data["latency_us"]["p50"] / 1000, 1),
+        "p90_ms": round(data["latency_us"]["p90"] / 1000, 1),
+        "p99_ms": round(data["latency_us"]["p99"] / 1000, 1),
+        "max_ms": round(data["latency_us"]["max"] / 1000, 1),
+        "errors": sum(n for code, n in statuses.items() if not 200 <= code < 300) + sock,
+        "errors_503": statuses.get(503, 0),
+        "socket_errors": data["socket_errors"],
+        "statuses": statuses,
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "rss_samples": sampler.samples,
+        "service_cpu_pct": round(100 * service_cpu / elapsed, 1),
+        "service_cpu_ms_per_req": round(1000 * service_cpu / ok, 1) if ok else None,
+        "wrk_cpu_pct": round(100 * (wrk1 - wrk0) / elapsed, 1),
+        "other_cpu_pct": round(100 * max(0.0, busy - service_cpu - (wrk1 - wrk0)) / elapsed, 1),
+        "connections": conns,
+        "seconds": round(seconds_run, 2),
+        "command": shlex.join(argv),
+    }
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load(service: Service, workload: Workload, paths: list[str], workdir: Path, conns: int) -> dict:
+    if WARMUP > 0:
+        run_wrk(service, workload, paths, workdir, WARMUP, conns)
+
+    def attempt() -> dict:
+        return run_wrk(service, workload, paths, workdir, DURATION, conns)
+
+    return least_noisy(attempt, f"{workload.key} service")
+
+
+# --- noise: other engineers' test suites share these cores
+
+
+def in_budget() -> bool:
+    return time.monotonic() - STARTED < BUDGET
+
+
+def wait_quiet() -> float:
+    """Wait (within the budget) until the machine is idle; returns the busy % last seen."""
+    deadline = time.monotonic() + QUIET_WAIT
+    while True:
+        before = system_busy()
+        time.sleep(0.5)
+        after = system_busy()
+        busy = 100.0 * NCPU * (after[0] - before[0]) / max(1, after[1] - before[1])
+        if busy <= QUIET_MAX or time.monotonic() > deadline or not in_budget():
+            return busy
+
+
+def least_noisy(attempt: Callable[[], dict], label: str) -> dict:
+    """Run after a quiet wait; retry a run that shared the CPU with others; keep the cleanest."""
+    runs = []
+    for number in range(RETRIES + 1):
+        busy_before = wait_quiet()
+        run = attempt()
+        run["busy_before_pct"] = round(busy_before, 1)
+        run["attempt"] = number + 1
+        runs.append(run)
+        if run["other_cpu_pct"] <= NOISY_MAX or not in_budget():
+            break
+        log(f"  {label}: other processes used {run['other_cpu_pct']}% CPU, retrying")
+    best = min(runs, key=lambda r: r["other_cpu_pct"])
+    best["noisy"] = best["other_cpu_pct"] > NOISY_MAX
+    return best
+
+
+# --- raw libvips
+
+
+def raw_search(workload: Workload) -> dict:
+    runs = []
+    for threads in RAW_THREADS:
+        for concurrency in RAW_CONCURRENCY:
+            argv = [sys.executable, str(HERE / "rawloop.py"), workload.key,
+                    "--threads", str(threads), "--concurrency", str(concurrency),
+                    "--seconds", str(RAW_DURATION), "--warmup", "1"]  # fmt: skip
+
+            def attempt(argv: list[str] = argv) -> dict:
+                done = subprocess.run(argv, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"rawloop failed: {done.stderr[-800:]}")
+                return json.loads(done.stdout.strip().splitlines()[-1])
+
+            run = least_noisy(attempt, f"raw {workload.key} t{threads} c{concurrency}")
+            runs.append(run)
+            log(f"  raw {workload.key} threads={threads} vips_concurrency={concurrency}: "
+                f"{run['ops_per_s']} ops/s p50 {run['p50_ms']} ms")  # fmt: skip
+    best = max(runs, key=lambda r: r["ops_per_s"]) if runs else None
+    return {"best": best, "runs": runs}
+
+
+# --- the run
+
+
+def measure(workloads: list[Workload], workdir: Path) -> dict:
+    paths = images.ensure()
+    store = workdir / "store"
+    results: dict[str, dict] = {}
+    wanted = {w.key for w in workloads}
+
+    def one(service: Service, workload: Workload, ids: dict[str, list[str]]) -> None:
+        urls = [workload.path.format(id=i) for i in ids.get(workload.image, [""])]
+        log(f"{workload.key} {workload.title}: {urls[0]} ({len(urls)} originals)")
+        entry: dict = {"title": workload.title, "path": workload.path, "method": workload.method,
+                       "originals": len(urls)}  # fmt: skip
+        if workload.expect:
+            entry["check"] = check_output(service.base + urls[0], workload.expect)
+            if not entry["check"]["ok"]:
+                log(f"  OUTPUT CHECK FAILED: {entry['check']}")
+        entry["service"] = load(service, workload, urls, workdir, CONNS)
+        s = entry["service"]
+        log(f"  service: {s['req_s']} req/s p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms "
+            f"errors {s['errors']} rss {s['peak_rss_mb']} MB cpu {s['service_cpu_pct']}% "
+            f"other {s['other_cpu_pct']}%")  # fmt: skip
+        if workload.raw and not os.environ.get("BENCH_NO_RAW"):
+            entry["raw"] = raw_search(workload)
+            best = entry["raw"]["best"]
+            if best and best["ops_per_s"]:
+                entry["ratio"] = round(s["req_s"] / best["ops_per_s"], 3)
+            if best and best["cpu_ms_per_op"] and s["service_cpu_ms_per_req"]:
+                entry["cpu_ratio"] = round(best["cpu_ms_per_op"] / s["service_cpu_ms_per_req"], 3)
+        results[workload.key] = entry
+
+    # Cache off: every request renders. W6 last, it fills the store.
+    plain = [w for w in workloads if not w.cache]
+    plain.sort(key=lambda w: w.method == "PUT")
+    if plain:
+        service = Service(workdir, store, memory_mb=0).start()
+        try:
+            keys = {w.image for w in plain if w.method == "GET"}
+            ids = {k: service.upload_copies(paths[k], COPIES) for k in keys}
+            for workload in plain:
+                one(service, workload, ids)
+        finally:
+            service.stop()
+    for workload in (w for w in workloads if w.cache):
+        service = Service(workdir, store, memory_mb=128).start()
+        try:
+            # One URL: the first request per worker process renders, the rest are hits.
+            ids = {"large": [service.upload(paths["large"].read_bytes())]}
+            one(service, workload, ids)
+        finally:
+            service.stop()
+    memory = None
+    if os.environ.get("BENCH_MEMCHECK", "1") != "0" and "W1" in wanted:
+        memory = memory_check(workdir, store, paths)
+    return {"workloads": results, "memory_check": memory}
+
+
+def memory_check(workdir: Path, store: Path, paths: dict[str, Path]) -> dict:
+    """W1 at 16 connections on a fresh service: idle RSS, peak, and RSS 10 s after the load."""
+    workload = WORKLOADS[0]
+    service = Service(workdir, store, memory_mb=0).start()
+    try:
+        ids = service.upload_copies(paths["large"], COPIES)  # stored already: no render
+        time.sleep(2)
+        idle = rss_bytes(tree(service.pid))
+        urls = [workload.path.format(id=i) for i in ids]
+        log(f"memory check: W1 at {MEMCHECK_CONNS} connections, idle {idle / 2**20:.1f} MB")
+        run = run_wrk(service, workload, urls, workdir, DURATION, MEMCHECK_CONNS)
+        time.sleep(MEMCHECK_SETTLE)
+        after = rss_bytes(tree(service.pid))
+        per_process = {pid: round(rss_bytes([pid]) / 2**20, 1) for pid in tree(service.pid)}
+    finally:
+        service.stop()
+    result = {
+        "connections": MEMCHECK_CONNS,
+        "idle_rss_mb": round(idle / 2**20, 1),
+        "peak_rss_mb": run["peak_rss_mb"],
+        "rss_10s_after_mb": round(after / 2**20, 1),
+        "growth_after_mb": round((after - idle) / 2**20, 1),
+        "per_process_after_mb": per_process,
+        "req_s": run["req_s"],
+        "p50_ms": run["p50_ms"],
+        "p99_ms": run["p99_ms"],
+        "errors": run["errors"],
+        "errors_503": run["errors_503"],
+    }
+    log(f"  peak {result['peak_rss_mb']} MB, 10 s after {result['rss_10s_after_mb']} MB "
+        f"(idle {result['idle_rss_mb']} MB)")  # fmt: skip
+    return result
+
+
+def environment() -> dict:
+    import pyvips
+
+    def run(*argv: str) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO).stdout.strip()
+        except OSError:
+            return ""
+
+    wrk_version = run("wrk", "-v").splitlines()
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "nproc": NCPU,
+        "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+        "pyvips": pyvips.__version__,
+        "python": sys.version.split()[0],
+        "wrk": wrk_version[0] if wrk_version else "",
+        "commit": run("git", "rev-parse", "--short", "HEAD"),
+        "tree_dirty": bool(run("git", "status", "--porcelain", "--", "proxy")),
+        "knobs": {
+            "duration_s": DURATION, "conns": CONNS, "warmup_s": WARMUP,
+            "raw_duration_s": RAW_DURATION, "raw_threads": RAW_THREADS,
+            "raw_vips_concurrency": RAW_CONCURRENCY, "wrk_threads": WRK_THREADS,
+            "extra_config": json.loads(os.environ.get("BENCH_CONFIG") or "{}"),
+            "service_cmd": os.environ.get("BENCH_SERVICE_CMD") or ".venv/bin/progimage",
+        },
+    }  # fmt: skip
+
+
+# --- report
+
+HEADER = ["workload", "req/s", "p50 ms", "p99 ms", "errors", "503", "peak RSS MB",
+          "CPU ms/req", "other CPU %", "best raw ops/s", "raw config", "raw CPU ms/op",
+          "service ÷ raw", "CPU raw ÷ service"]  # fmt: skip
+
+
+def rows(report: dict) -> list[list[str]]:
+    out = []
+    for workload in WORKLOADS:
+        entry = report["workloads"].get(workload.key)
+        if entry is None:
+            continue
+        s = entry["service"]
+        best = (entry.get("raw") or {}).get("best")
+        check = entry.get("check")
+        name = f"{workload.key} {workload.title}"
+        if check and not check["ok"]:
+            name += " (OUTPUT MISMATCH)"
+        out.append([
+            name, f"{s['req_s']:.1f}", f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}",
+            str(s["errors"] - s["errors_503"]), str(s["errors_503"]), f"{s['peak_rss_mb']:.0f}",
+            f"{s['service_cpu_ms_per_req']}",
+            f"{s['other_cpu_pct']:.0f}{' NOISY' if s.get('noisy') else ''}",
+            f"{best['ops_per_s']:.1f}" if best else "–",
+            f"{best['threads']}t × vips {best['vips_concurrency']}" if best else "–",
+            f"{best['cpu_ms_per_op']}" if best else "–",
+            f"{entry['ratio']:.2f}" if "ratio" in entry else "–",
+            f"{entry['cpu_ratio']:.2f}" if "cpu_ratio" in entry else "–",
+        ])  # fmt: skip
+    return out
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    k = env["knobs"]
+    lines = [
+        "# `make bench` results",
+        "",
+        f"{env['date']} · {env['nproc']} cores · libvips {env['libvips']} · pyvips "
+        f"{env['pyvips']} · {env['wrk']} · commit {env['commit']}"
+        f"{' (proxy/ modified)' if env['tree_dirty'] else ''}",
+        f"wrk {k['conns']} connections, {k['duration_s']:g} s after {k['warmup_s']:g} s "
+        f"warm-up; raw: {k['raw_duration_s']:g} s per configuration, threads {k['raw_threads']} "
+        f"× libvips concurrency {k['raw_vips_concurrency']}, best kept.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
+    memory = report.get("memory_check")
+    if memory:
+        lines += [
+            "",
+            f"Memory check (W1, {memory['connections']} connections): idle "
+            f"{memory['idle_rss_mb']} MB, peak {memory['peak_rss_mb']} MB, "
+            f"10 s after the load {memory['rss_10s_after_mb']} MB "
+            f"({memory['growth_after_mb']:+} MB vs idle); {memory['req_s']} req/s, "
+            f"p99 {memory['p99_ms']} ms, errors {memory['errors']} (503: {memory['errors_503']}).",
+        ]
+    lines += [
+        "",
+        "errors = non-2xx responses other than 503, plus socket errors; 503 = queue full. RSS "
+        "is summed over the service's process tree (pages shared after fork count twice). "
+        "CPU ms/req = service CPU time ÷ successful requests. other CPU % = machine CPU used "
+        "by neither the service nor wrk (100 = one core): high values mean a noisy run. "
+        "Raw = the same libvips work in-process on bytes in memory (benchmarks/rawloop.py). "
+        "W5 has no raw counterpart. W6 raw = SHA-256 + header + 32x32 decode + pHash, without "
+        "the disk write. service ÷ raw compares throughput; CPU raw ÷ service compares CPU time "
+        "per image (1.00 = no overhead), which is less sensitive to other load on the machine. "
+        "NOISY = other processes used over BENCH_NOISY_MAX % of a core even on the retry.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def table(report: dict) -> str:
+    data = [HEADER, *rows(report)]
+    widths = [max(len(r[i]) for r in data) for i in range(len(HEADER))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in data]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def main() -> int:
+    started = time.monotonic()
+    selected = set(env_list("BENCH_WORKLOADS", ",".join(w.key for w in WORKLOADS)))
+    workloads = [w for w in WORKLOADS if w.key in selected]
+    ensure_wrk()
+    images.ensure()
+    images.IMAGES.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=images.IMAGES.parent))
+    try:
+        report = {"environment": environment(), **measure(workloads, workdir)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    out = Path(os.environ.get("BENCH_OUT") or HERE / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    tag = os.environ.get("BENCH_TAG") or "latest"
+    (out / f"{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{tag}.md").write_text(markdown(report))
+    print(table(report))
+    memory = report.get("memory_check")
+    if memory:
+        print(f"\nmemory check (W1, {memory['connections']} conns): idle "
+              f"{memory['idle_rss_mb']} MB, peak {memory['peak_rss_mb']} MB, 10 s after "
+              f"{memory['rss_10s_after_mb']} MB ({memory['growth_after_mb']:+} MB)")  # fmt: skip
+    print(f"\n{out / (tag + '.json')}, {out / (tag + '.md')} ({report['elapsed_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Benchmark photographs, built once and cached under /tmp/progimage-bench/images.
+
+The sources are real photographs from Debian's `plasma-workspace-wallpapers` package (KDE
+Visual Design Group; LGPLv3 per each wallpaper's metadata.json, GPL-2+ per Debian's copyright
+file). The package is fetched with `apt-get download` and unpacked with `dpkg-deb`; nothing is
+installed system-wide and nothing is written into the repository.
+
+When the shared harness (`../shared/bench/prepare_images.py` next to the repository) is
+present it builds large.jpg, medium.jpg and alpha.png, so every team measures the same
+bytes; otherwise the same recipe runs here:
+
+- large.jpg  4000x3000 JPEG: "Path" (forest path) centre-cropped to 4:3, lanczos3 to
+             4000x3000 (an upscale: no photo that large ships in the package), Q90, 4:2:0.
+- medium.jpg 1600x1200 JPEG: "EveningGlow" centre-cropped to 4:3, lanczos3 down, Q90, 4:2:0.
+- alpha.png  1000x1000 RGBA PNG: "OneStandsOut" (moss) centre square, lanczos3 down, with a
+             synthetic feathered circular alpha.
+
+upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB.
+
+    python benchmarks/images.py [OUT_DIR]      # prints the paths
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+ROOT = Path(os.environ.get("BENCH_DIR", "/tmp/progimage-bench"))
+IMAGES = ROOT / "images"
+PACKAGE = "plasma-workspace-wallpapers"
+REPO = Path(__file__).resolve().parent.parent
+SHARED_PREPARE = REPO.parent / "shared" / "bench" / "prepare_images.py"
+WALLPAPER = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
+PHOTOS = {"large": "Path", "medium": "EveningGlow", "alpha": "OneStandsOut"}
+NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg")
+
+
+def log(message: str) -> None:
+    print(f"[images] {message}", file=sys.stderr, flush=True)
+
+
+def ensure(out: Path = IMAGES) -> dict[str, Path]:
+    """The four benchmark images, built on first use. Returns name -> path."""
+    paths = {name.split(".")[0]: out / name for name in NAMES}
+    if all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
+        return paths
+    out.mkdir(parents=True, exist_ok=True)
+    if not all(paths[k].is_file() for k in ("large", "medium", "alpha")):
+        src = _unpack()
+        if SHARED_PREPARE.is_file():
+            log(f"building with the shared harness {SHARED_PREPARE}")
+            subprocess.run([sys.executable, str(SHARED_PREPARE), str(src), str(out)], check=True)
+        else:
+            log("building with benchmarks/images.py's own recipe")
+            _build(src, out)
+    _make_upload(paths["large"], paths["upload"])
+    _manifest(paths, out / "manifest-progimage.json")
+    return paths
+
+
+def _unpack() -> Path:
+    """apt-get download the wallpaper package (cached) and extract the three photos."""
+    src = ROOT / "src"
+    wanted = [WALLPAPER.format(name) for name in PHOTOS.values()]
+    if all((src / w).is_file() for w in wanted):
+        return src
+    debs = ROOT / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(glob.glob(str(debs / f"{PACKAGE}_*.deb")))
+    if not found:
+        log(f"apt-get download {PACKAGE} (about 94 MB, once)")
+        if subprocess.run(["apt-get", "download", PACKAGE], cwd=debs).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "download", PACKAGE], cwd=debs, check=True)
+        found = sorted(glob.glob(str(debs / f"{PACKAGE}_*.deb")))
+    src.mkdir(parents=True, exist_ok=True)
+    tarball = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", found[-1]], stdout=subprocess.PIPE)
+    members = [f"./{w}" for w in wanted] + [f"./usr/share/wallpapers/{n}/metadata.json"
+                                            for n in PHOTOS.values()]  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(src), *members], stdin=tarball.stdout, check=True)
+    tarball.wait()
+    return src
+
+
+def tagged(data: bytes, text: str) -> bytes:
+    """The same image with different bytes: `text` in a JPEG COM segment or a PNG tEXt chunk.
+
+    Decoders skip both, so the pixels (and the work to decode them) are unchanged while the
+    SHA-256, hence the stored id, differs.
+    """
+    payload = text.encode()
+    if data[:2] == b"\xff\xd8":
+        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        ihdr_end = 8 + 8 + struct.unpack(">I", data[8:12])[0] + 4
+        body = b"tEXt" + b"Comment\x00" + payload
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        return data[:ihdr_end] + chunk + data[ihdr_end:]
+    raise ValueError("tagged() knows JPEG and PNG only")
+
+
+def _centre_crop(image, aspect: float):
+    width = min(image.width, round(image.height * aspect))
+    height = min(image.height, round(width / aspect))
+    return image.crop((image.width - width) // 2, (image.height - height) // 2, width, height)
+
+
+def _build(src: Path, out: Path) -> None:
+    """Same recipe as the shared harness, for a checkout without ../shared/bench."""
+    import pyvips
+
+    def load(key: str):
+        return pyvips.Image.new_from_file(str(src / WALLPAPER.format(PHOTOS[key])))
+
+    jpeg = {"Q": 90, "subsample_mode": "on", "optimize_coding": True, "keep": "none"}
+    for key, (width, height) in (("large", (4000, 3000)), ("medium", (1600, 1200))):
+        image = _centre_crop(load(key), 4 / 3)
+        image = image.resize(width / image.width, vscale=height / image.height, kernel="lanczos3")
+        image.jpegsave(str(out / f"{key}.jpg"), **jpeg)
+
+    square = _centre_crop(load("alpha"), 1.0)
+    square = square.resize(1000 / square.width, kernel="lanczos3")
+    xy = pyvips.Image.xyz(1000, 1000)
+    distance = ((xy[0] - 499.5) ** 2 + (xy[1] - 499.5) ** 2) ** 0.5
+    alpha = ((470.0 - distance) * (255.0 / 12.0)).cast("uchar")  # cast clips to 0..255
+    rgba = square.bandjoin(alpha).copy(interpretation="srgb")
+    rgba.pngsave(str(out / "alpha.png"), compression=6, keep="none")
+
+
+def _make_upload(large: Path, upload: Path) -> None:
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(large))
+    tmp = upload.with_suffix(".tmp.jpg")
+    image.jpegsave(str(tmp), Q=80, subsample_mode="on", optimize_coding=True, keep="none")
+    os.replace(tmp, upload)
+
+
+def _manifest(paths: dict[str, Path], dest: Path) -> None:
+    import pyvips
+
+    facts = {}
+    for key, path in paths.items():
+        image = pyvips.Image.new_from_file(str(path))
+        facts[key] = {
+            "file": path.name,
+            "width": image.width,
+            "height": image.height,
+            "bands": image.bands,
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+    dest.write_text(json.dumps(facts, indent=2))
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else IMAGES
+    for name, path in ensure(target).items():
+        print(f"{name}\t{path}\t{path.stat().st_size} bytes")

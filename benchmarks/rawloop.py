@@ -1,0 +1,201 @@
+"""The raw ceiling: one workload's libvips work in-process, no HTTP, N threads for a while.
+
+Each call of `op` does what one service request does between "original available" and
+"bytes encoded" (see proxy/pipeline.py, proxy/imaging.py encode(), proxy/metadata.py), with
+the original already in memory. libvips' operation cache is off, as in the service, so every
+iteration is real work. cffi releases the GIL inside libvips calls, so Python threads scale.
+
+    python benchmarks/rawloop.py W1 --threads 2 --concurrency 1 --seconds 5
+
+Prints one JSON object. Run once per configuration: VIPS_CONCURRENCY is process-wide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+# The service's encoders, mirrored from proxy/imaging.py encode() (quality from the URL, or
+# the configured default: avif 60).
+JPEG = {"Q": 80, "optimize_coding": True, "interlace": True}
+WEBP = {"Q": 80, "effort": 4}
+AVIF = {"Q": 60, "compression": "av1", "effort": 2}
+HASH_SIZE = 32  # proxy/metadata.py: pHash of a 32x32 grey thumbnail
+
+# workload -> (image key, box width, box height, encoder); W6 is the upload's describe step.
+RAW = {
+    "W1": ("large", 300, 200, "jpeg"),
+    "W2": ("large", 300, 200, "webp"),
+    "W3": ("medium", 800, 600, "jpeg"),
+    "W4": ("alpha", 300, 300, "webp"),
+    "W6": ("upload", HASH_SIZE, HASH_SIZE, "phash"),
+    "W7": ("large", 300, 200, "avif"),
+}
+
+
+def percentile(ordered: list[float], p: float) -> float | None:
+    if not ordered:
+        return None
+    k = min(len(ordered) - 1, max(0, int(round(p / 100.0 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def make_op(workload: str, data: bytes) -> Callable[[], bytes]:
+    import numpy as np
+    import pyvips
+
+    key, width, height, encoder = RAW[workload]
+    keep = pyvips.enums.ForeignKeep.NONE
+
+    if encoder == "phash":
+        k = np.arange(HASH_SIZE)[:, None]
+        i = np.arange(HASH_SIZE)[None, :]
+        dct = np.cos(np.pi * (2 * i + 1) * k / (2 * HASH_SIZE)) * np.sqrt(2 / HASH_SIZE)
+        dct[0] /= np.sqrt(2)
+
+        def describe() -> bytes:
+            # PUT /images: SHA-256 of the body, the header check, one shrink-on-load decode of
+            # the whole image down to 32x32, the DCT hash. (The service also writes and
+            # fsyncs the file; that is I/O, not libvips work, and is not counted here.)
+            digest = hashlib.sha256(data).digest()
+            header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+            _ = header.width, header.height, header.bands
+            small = pyvips.Image.thumbnail_buffer(
+                data, width, height=height, size="force", fail_on="truncated"
+            )
+            grey = small.colourspace("b-w")[0].cast("float")
+            pixels = np.ndarray(
+                buffer=grey.write_to_memory(), dtype=np.float32, shape=(grey.height, grey.width)
+            ).astype(np.float64)
+            coefficients = (dct @ pixels @ dct.T)[:8, :8].flatten()
+            bits = coefficients > np.median(coefficients[1:])
+            return digest + np.packbits(bits).tobytes()
+
+        return describe
+
+    def save(image) -> bytes:
+        if encoder == "jpeg":
+            return image.jpegsave_buffer(keep=keep, **JPEG)
+        if encoder == "webp":
+            return image.webpsave_buffer(keep=keep, **WEBP)
+        return image.heifsave_buffer(keep=keep, **AVIF)
+
+    def render() -> bytes:
+        # The service also opens the header first (sniff + limits) before the thumbnail.
+        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        _ = header.width, header.height
+        image = pyvips.Image.thumbnail_buffer(data, width, height=height, fail_on="truncated")
+        return save(image)
+
+    return render
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def system_busy() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:9]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload", choices=sorted(RAW))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1, help="VIPS_CONCURRENCY")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--images", default=None, help="folder with the benchmark images")
+    args = parser.parse_args()
+
+    os.environ["VIPS_CONCURRENCY"] = str(args.concurrency)
+    import images
+    import pyvips
+
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+    pyvips.concurrency_set(args.concurrency)
+
+    paths = images.ensure(Path(args.images)) if args.images else images.ensure()
+    data = paths[RAW[args.workload][0]].read_bytes()
+    op = make_op(args.workload, data)
+    latencies: list[list[float]] = [[] for _ in range(args.threads)]
+    errors: list[str] = []
+    last: list[bytes | None] = [None]
+    state = {"deadline": 0.0, "record": False}
+
+    def worker(slot: int) -> None:
+        while (started := time.perf_counter()) < state["deadline"]:
+            try:
+                out = op()
+            except Exception as exc:  # counted, the loop goes on
+                errors.append(repr(exc)[:200])
+                continue
+            if state["record"]:
+                latencies[slot].append(time.perf_counter() - started)
+                last[0] = out
+
+    def run(seconds: float, record: bool) -> float:
+        state["record"] = record
+        state["deadline"] = time.perf_counter() + seconds
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.threads)]
+        begun = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - begun
+
+    if args.warmup > 0:
+        run(args.warmup, False)
+        errors.clear()
+    cpu0, busy0 = cpu_seconds(), system_busy()
+    elapsed = run(args.seconds, True)
+    cpu1, busy1 = cpu_seconds(), system_busy()
+    ordered = sorted(x for per in latencies for x in per)
+    ncpu = os.cpu_count() or 1
+    busy_pct = 100.0 * ncpu * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+    own_pct = 100.0 * (cpu1 - cpu0) / elapsed
+    result = {
+        "workload": args.workload,
+        "threads": args.threads,
+        "vips_concurrency": args.concurrency,
+        "ops": len(ordered),
+        "seconds": round(elapsed, 3),
+        "ops_per_s": round(len(ordered) / elapsed, 2),
+        "p50_ms": round(percentile(ordered, 50) * 1000, 2) if ordered else None,
+        "p99_ms": round(percentile(ordered, 99) * 1000, 2) if ordered else None,
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "cpu_pct": round(own_pct, 1),
+        "cpu_ms_per_op": round(1000 * (cpu1 - cpu0) / len(ordered), 1) if ordered else None,
+        "other_cpu_pct": round(max(0.0, busy_pct - own_pct), 1),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if last[0] is not None and RAW[args.workload][3] != "phash":
+        out = pyvips.Image.new_from_buffer(last[0], "")
+        loader = out.get("vips-loader")
+        result["output"] = f"{out.width}x{out.height}x{out.bands} {loader} {len(last[0])}B"
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
