@@ -65,6 +65,19 @@ def sniff(head: bytes) -> str | None:
 SNIFF_BYTES = 4096
 
 
+def loadable(source: Source) -> Source:
+    """SVG always reaches libvips as bytes, never as a file.
+
+    Loaded from a file, librsvg resolves references against the file's directory: an
+    `<image href>` or an XInclude of a sibling (another original, its JSON record) would be
+    read into the render. From a buffer it has no base URI and loads nothing but `data:`
+    URIs; http(s) references it never fetches at all (tests/test_svg.py).
+    """
+    if isinstance(source, bytes) or sniff(read_head(source)) != "svg":
+        return source
+    return source.read_bytes()
+
+
 def read_head(source: Source) -> bytes:
     if isinstance(source, bytes):
         return source[:SNIFF_BYTES]

@@ -39,6 +39,7 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
 
     The full decode is what proves the file is not truncated or corrupt before it is stored.
     """
+    source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
     try:
         small = _thumbnail(source, imaging.fail_on(header.format))

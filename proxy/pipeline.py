@@ -287,6 +287,7 @@ def render(
 ) -> Result:
     """Turn an original into the derived image `options` describes."""
     started = time.perf_counter()
+    source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
     p = plan(header, options, requested_format, quality)
     try:
