@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= config.yaml
 
-.PHONY: run test lint stack bench clean soak
+.PHONY: run test lint stack bench clean soak cluster
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(VENV)/.base
 # nginx is installed with apt-get if missing. Ctrl-C stops both.
 stack: $(VENV)/.base
 	bash scripts/stack.sh $(CONFIG)
+
+# Scaled out on one machine: SeaweedFS (S3 on 127.0.0.1:8333), two nodes on 8081 and 8082
+# sharing its bucket, nginx with both as upstreams on 127.0.0.1:8000. Ctrl-C stops all.
+cluster: $(VENV)/.test
+	bash scripts/cluster.sh $(CONFIG)
 
 test: $(VENV)/.test
 	$(VENV)/bin/ruff check proxy tests benchmarks

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
-from . import docs, handlers, imaging, metrics
+from . import cors, docs, handlers, imaging, metrics, playground
 from .config import Config
-from .keys import CONFIG, POOL, REMOTE, RENDERER, STORE
+from .jobs import Jobs
+from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
 from .renderer import Renderer
+from .results import ResultStore
+from .sources import make_store
 from .sources.http import HttpSource
-from .sources.local import LocalStore
 from .workers import RenderPool
 
 ID = "{id:[0-9a-f]{32}}"
@@ -20,7 +23,13 @@ ID = "{id:[0-9a-f]{32}}"
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[metrics.observe, problems, write_tokens(config.auth.tokens)],
+        middlewares=[
+            metrics.observe,
+            # Outside `problems`: preflights never reach the routes (which have no OPTIONS).
+            cors.middleware(config.cors.allow_origins),
+            problems,
+            write_tokens(config.auth.tokens),
+        ],
         # JSON bodies are read whole; images are streamed and capped on their own.
         client_max_size=1024 * 1024,
     )
@@ -28,6 +37,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_remote_sources)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(common_headers)
+    app.on_response_prepare.append(cors.response_headers(config.cors.allow_origins))
     _routes(app)
     return app
 
@@ -43,14 +53,30 @@ async def _remote_sources(app: web.Application) -> AsyncIterator[None]:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     imaging.configure(allow_svg=config.sources.allow_svg)
-    store = LocalStore(config.storage.path)
+    store = make_store(config.storage)
     await store.open()
+    if config.cache.sources_in_store:
+        app[REMOTE].store = store  # remote originals fetched once for every node
     pool = RenderPool(config.limits.effective_concurrency, config.limits.queue)
     app[STORE] = store
     app[POOL] = pool
-    app[RENDERER] = Renderer(config, store, pool, app[REMOTE])
+    # Results on disk and job states live under storage.path on every backend: they are
+    # per node, next to the process, whatever holds the originals.
+    results_store = None
+    if config.cache.results_in_store:
+        megabytes = config.cache.results_store_mb
+        results_store = ResultStore(Path(config.storage.path) / "results", megabytes << 20)
+        await results_store.open()
+    jobs = Jobs(Path(config.storage.path) / "jobs", concurrency=pool.concurrency)
+    await jobs.open()
+    app[JOBS] = jobs
+    app[RENDERER] = Renderer(config, store, pool, app[REMOTE], results_store=results_store)
     yield
+    await jobs.close()
+    if results_store is not None:
+        await results_store.close()
     pool.close()
+    await store.close()
 
 
 def _routes(app: web.Application) -> None:
@@ -67,6 +93,8 @@ def _routes(app: web.Application) -> None:
     r.add_delete(f"/images/{ID}", handlers.delete_image)
     r.add_get("/info/{source:.+}", handlers.source_info)
     r.add_get("/metrics", metrics.metrics_handler)
+    r.add_get("/jobs/{job}", handlers.get_job)
     docs.add_routes(r)
+    playground.add_routes(r)
     r.add_get("/{path:.+}", handlers.derived)
     r.add_post("/{path:.+}", handlers.on_demand)

@@ -1,4 +1,4 @@
-"""The `progimage` command: serve, sign, check-config."""
+"""The `progimage` command: serve, sign, url, check-config."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from . import config as config_module
-from . import signing
+from . import links, signing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     sign = commands.add_parser("sign", help="print PATH signed with the configured key")
     sign.add_argument("path")
     sign.add_argument("--config")
+    url = commands.add_parser("url", help="print the URL (or srcset) of SOURCE with operations")
+    links.add_arguments(url)
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config")
     args = parser.parse_args(argv)
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "sign":
         return _sign(config, args.path)
+    if args.command == "url":
+        return _url(config, args)
     if args.command == "check-config":
         print("configuration is valid")
         return 0
@@ -53,6 +57,16 @@ def _sign(config: config_module.Config, path: str) -> int:
         print("progimage: signing.key is not set", file=sys.stderr)
         return 2
     print(signing.signed_path(path, config.signing.keys[0]))
+    return 0
+
+
+def _url(config: config_module.Config, args: argparse.Namespace) -> int:
+    key = config.signing.keys[0] if config.signing.keys else None
+    try:
+        print(links.from_args(args, key))
+    except ValueError as exc:
+        print(f"progimage: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import aiofiles
 from aiohttp import BodyPartReader, http_exceptions, web
 
-from . import __version__, cache, metadata, ops, pipeline, signing, urls
+from . import __version__, cache, links, metadata, ops, pipeline, playground, signing, urls
 from .errors import BadRequest, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from .keys import CONFIG, POOL, REMOTE, RENDERER, STORE
+from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
 from .sources.http import remote_ref
@@ -41,15 +41,30 @@ def _json(data: object, status: int = 200, headers: dict[str, str] | None = None
 
 
 async def index(request: web.Request) -> web.Response:
+    """GET /: the playground page for a browser, the JSON description for anyone else."""
+    if playground.wants_html(request.headers.get("Accept", "")):
+        return playground.page()
+    config = request.app[CONFIG]
     return _json(
         {
             "service": "progimage",
             "version": __version__,
             "operations": {name: arity for name, arity in urls.ARITY.items()},
+            "arguments": links.ARGUMENTS,
             "formats": [*ops.FORMATS, "auto"],
-            "links": {"images": "/images", "openapi": "/openapi.json", "health": "/health"},
-        }
-    )
+            "signed_urls": bool(config.signing.keys),
+            "write_tokens": bool(config.auth.tokens),
+            "limits": {
+                "max_upload_bytes": config.limits.max_upload_bytes,
+                "max_output_dimension": config.limits.max_output_dimension,
+            },
+            "links": {
+                "images": "/images", "openapi": "/openapi.json", "health": "/health",
+                "docs": "/docs", "playground": "/",
+            },
+        },
+        headers={"Vary": "Accept"},
+    )  # fmt: skip
 
 
 async def health(request: web.Request) -> web.Response:
@@ -143,21 +158,72 @@ async def _post_json(request: web.Request) -> web.Response:
         path = payload["from"]
         if not isinstance(path, str) or not path.startswith("/"):
             raise BadRequest('"from" must be a derived path of this service, starting with /')
-        rendition, _options = await _derive(request, path, query="", accept="")
-        body = rendition.result.body
+        config = request.app[CONFIG]
+        # Checked before any job starts: a bad path or signature is a 400/403 right away.
+        checked = signing.check(path, "", config.signing.keys)
+        urls.parse(checked, "", max_dimension=config.limits.max_output_dimension)
 
-        async def single() -> AsyncIterator[bytes]:
-            yield body
+        async def work() -> web.Response:
+            rendition, _options = await _derive(request, path, query="", accept="")
+            body = rendition.result.body
 
-        return await _store(request, single())
-    if "url" in payload:
-        original = await request.app[REMOTE].fetch(remote_ref(payload["url"]))
+            async def single() -> AsyncIterator[bytes]:
+                yield body
 
-        async def fetched() -> AsyncIterator[bytes]:
-            yield original.data
+            return await _store(request, single())
 
-        return await _store(request, fetched())
-    raise BadRequest('expected a JSON object with "url" or "from"')
+    elif "url" in payload:
+        ref = remote_ref(payload["url"])
+
+        async def work() -> web.Response:
+            original = await request.app[REMOTE].fetch(ref)
+
+            async def fetched() -> AsyncIterator[bytes]:
+                yield original.data
+
+            return await _store(request, fetched())
+
+    else:
+        raise BadRequest('expected a JSON object with "url" or "from"')
+    if _prefers_async(request):
+        return await _submit_job(request, work)
+    return await work()
+
+
+def _prefers_async(request: web.Request) -> bool:
+    """RFC 7240 `Prefer: respond-async` (among other preferences, in any case)."""
+    preferences = ",".join(request.headers.getall("Prefer", []))
+    tokens = (item.split(";")[0].split("=")[0].strip().lower() for item in preferences.split(","))
+    return "respond-async" in tokens
+
+
+async def _submit_job(
+    request: web.Request, work: Callable[[], Awaitable[web.Response]]
+) -> web.Response:
+    async def image() -> dict[str, object]:
+        response = await work()  # the very response a synchronous request would get
+        assert isinstance(response.body, bytes)
+        return json.loads(response.body)
+
+    job = await request.app[JOBS].submit(image)
+    url = f"/jobs/{job}"
+    return _json(
+        {"job": job, "status": "pending", "url": url, "image": None, "error": None},
+        status=202,
+        headers={"Location": url, "Preference-Applied": "respond-async"},
+    )
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """GET /jobs/{job}: pending, done (with the image JSON) or failed (with the problem)."""
+    job = request.match_info["job"]
+    state = await request.app[JOBS].get(job)
+    if state is None:
+        raise NotFound(f"no job {job}: unknown, or finished more than an hour ago")
+    headers = {"Cache-Control": "no-store"}
+    if state["status"] == "pending":
+        headers["Retry-After"] = "1"
+    return _json(state, headers=headers)
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -214,17 +280,13 @@ async def get_original(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = record.mime
     response.content_length = end - start + 1
-    await response.prepare(request)
     if request.method == "HEAD":
+        await response.prepare(request)
         return response
-    async with aiofiles.open(store.path(image_id), "rb") as f:
-        await f.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = await f.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
+    # Opened before the status is sent: an id deleted since record() is still a clean 404.
+    async with contextlib.aclosing(await store.open_range(image_id, start, end)) as body:
+        await response.prepare(request)
+        async for chunk in body:
             await response.write(chunk)
     await response.write_eof()
     return response
@@ -318,7 +380,7 @@ async def _respond_derived(
 ) -> web.StreamResponse:
     renderer = request.app[RENDERER]
     accept = request.headers.get("Accept", "")
-    rendition = renderer.prepare(options, ref, accept)
+    rendition = await renderer.prepare(options, ref, accept)
     await renderer.identify(rendition, ref)  # remote sources: the ETag names the upstream version
     headers = _derived_headers(rendition)
     if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
@@ -339,7 +401,7 @@ async def _derive(
     path = signing.check(path, query, config.signing.keys)
     options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)
     renderer = request.app[RENDERER]
-    rendition = renderer.prepare(options, ref, accept)
+    rendition = await renderer.prepare(options, ref, accept)
     await renderer.render(rendition, options, ref, renderer.requested_format(options, accept))
     return rendition, options
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import Config
+from .jobs import Jobs
 from .renderer import Renderer
+from .sources import Store
 from .sources.http import HttpSource
-from .sources.local import LocalStore
 from .workers import RenderPool
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", LocalStore)
+STORE = web.AppKey("store", Store)
 POOL = web.AppKey("pool", RenderPool)
 RENDERER = web.AppKey("renderer", Renderer)
 REMOTE = web.AppKey("remote", HttpSource)
+JOBS = web.AppKey("jobs", Jobs)

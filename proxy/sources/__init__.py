@@ -1,12 +1,17 @@
-"""Where originals come from: one small interface over the local store and remote URLs."""
+"""Where originals come from: one small interface over the stores and remote URLs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from ..metadata import Facts
 from ..urls import SourceRef
+
+if TYPE_CHECKING:
+    from ..config import StorageConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +25,119 @@ class Original:
 
 class Source(Protocol):
     async def fetch(self, ref: SourceRef) -> Original: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored original as the API describes it."""
+
+    id: str
+    format: str
+    mime: str
+    width: int
+    height: int
+    bands: int
+    has_alpha: bool
+    pages: int
+    orientation: int
+    size: int
+    created: float
+    phash: str
+
+    def info(self) -> dict[str, object]:
+        """The body of `GET /images/{id}/info`."""
+        body = asdict(self)
+        del body["created"]
+        return body
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "size": self.size,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A small named object kept beside the originals (a remote source shared by all nodes)."""
+
+    data: bytes
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+async def started(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """Run a chunk generator up to its first `yield b""`, after it has acquired its resource:
+    from then on `aclose()` releases it even if no chunk is ever read."""
+    await anext(chunks)
+    return chunks
+
+
+# Checks an upload spooled to a local file: raises (415, 422…) or returns its facts.
+Describe = Callable[[Path], Awaitable[Facts]]
+
+
+class Store(Protocol):
+    """The originals, wherever they live: a local directory or an S3-compatible bucket.
+
+    Ids are content hashes, so an original never changes once stored; it only appears
+    (`put`) or disappears (`delete`). Nothing here hands out local paths except `fetch`,
+    which may return one for zero-copy rendering.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def exists(self, image_id: str) -> bool:
+        """Whether the id is stored; may be up to `storage.consistency_s` seconds stale."""
+        ...
+
+    async def record(self, image_id: str) -> Record:
+        """The stored facts of an original (no decode); NotFound when absent."""
+        ...
+
+    async def put(
+        self, chunks: AsyncIterable[bytes], *, max_bytes: int, describe: Describe
+    ) -> tuple[Record, bool]:
+        """Hash, cap, check and store an upload; the record and whether it is new."""
+        ...
+
+    async def list(self, *, limit: int, after: str | None) -> list[Record]:
+        """Up to `limit` records ordered by id, those after `after` only."""
+        ...
+
+    async def delete(self, image_id: str) -> None:
+        """Remove an original; NotFound when absent."""
+        ...
+
+    async def open_range(self, image_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes start..end (inclusive) of an original, opened now (NotFound if absent),
+        read as the returned iterator is consumed; close it with `aclose()`."""
+        ...
+
+    async def fetch(self, ref: SourceRef) -> Original:
+        """The original of a stored id, ready to render; NotFound when absent."""
+        ...
+
+    async def get_blob(self, name: str) -> Blob | None:
+        """A named side object (`sources/…`), or None."""
+        ...
+
+    async def put_blob(self, name: str, data: bytes, meta: dict[str, str]) -> None:
+        """Store a named side object atomically (last writer wins)."""
+        ...
+
+
+def make_store(storage: StorageConfig) -> Store:
+    """The store `storage.backend` names (not opened yet)."""
+    if storage.backend == "s3":
+        from .s3 import S3Store  # aiobotocore is imported only by nodes that use it
+
+        return S3Store.from_config(storage)
+    from .local import LocalStore
+
+    return LocalStore(storage.path)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -27,7 +29,9 @@ from ..errors import (
 )
 from ..urls import SourceRef
 from ..workers import SingleFlight
-from . import Original
+from . import Original, Store
+
+log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -143,6 +147,8 @@ class HttpSource:
             metrics.cache_observer("sources"),
         )
         self.requests = 0  # HTTP requests sent upstream, redirect hops included
+        # cache.sources_in_store: the store where every node keeps what it fetched (app.py).
+        self.store: Store | None = None
 
     @classmethod
     def create(cls, config: Config) -> HttpSource:
@@ -166,11 +172,41 @@ class HttpSource:
             await self._resolver.close()
 
     async def _fetch_and_keep(self, url: str) -> Original:
-        original = await self.download(url)
+        original = await self._from_store(url)
+        if original is None:
+            original = await self.download(url)
+            await self._keep_in_store(url, original)
         ttl = self.config.cache.remote_ttl
         if ttl > 0:
             self.cache.put(url, _Entry(original, time.monotonic() + ttl))
         return original
+
+    async def _from_store(self, url: str) -> Original | None:
+        """The copy some node kept in the store, if younger than cache.remote_ttl."""
+        if self.store is None:
+            return None
+        try:
+            blob = await self.store.get_blob(source_name(url))
+            if blob is None:
+                return None
+            fetched, validator = float(blob.meta["fetched"]), unquote(blob.meta["validator"])
+        except Exception as exc:  # the store is a cache here: any failure means "fetch it"
+            log.warning("remote source not read from the store: %r", exc)
+            return None
+        if time.time() - fetched >= self.config.cache.remote_ttl:
+            return None
+        self._check_image(blob.data)  # this node's rules (allow_svg) may differ
+        return Original(blob.data, identity=f"{url}\n{validator}", tag=cache.url_tag(url))
+
+    async def _keep_in_store(self, url: str, original: Original) -> None:
+        if self.store is None or not isinstance(original.data, bytes):
+            return
+        validator = original.identity.removeprefix(f"{url}\n")
+        meta = {"validator": quote(validator, safe=""), "fetched": repr(time.time())}
+        try:
+            await self.store.put_blob(source_name(url), original.data, meta)
+        except Exception as exc:  # best effort: the fetch itself succeeded
+            log.warning("remote source not kept in the store: %r", exc)
 
     async def download(self, url: str) -> Original:
         """One uncached fetch: redirects, caps and the image check; errors carry their status."""
@@ -223,6 +259,11 @@ class HttpSource:
             raise UnsupportedMediaType("the source is not an image in a supported format")
         if kind == "svg" and not self.config.sources.allow_svg:
             raise UnsupportedMediaType("SVG input is disabled on this server")
+
+
+def source_name(url: str) -> str:
+    """The store name of a remote source: `sources/` + 128 bits of the URL's SHA-256."""
+    return "sources/" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def _next_hop(url: URL, response: aiohttp.ClientResponse) -> URL:

@@ -7,53 +7,21 @@ import errno
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 
+import aiofiles
+
 from ..errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge
-from ..metadata import Facts
 from ..urls import ID_RE, SourceRef
-from . import Original
+from . import Blob, Describe, Original, Record, started
 
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A stored original as the API describes it."""
-
-    id: str
-    format: str
-    mime: str
-    width: int
-    height: int
-    bands: int
-    has_alpha: bool
-    pages: int
-    orientation: int
-    size: int
-    created: float
-    phash: str
-
-    def info(self) -> dict[str, object]:
-        """The body of `GET /images/{id}/info`."""
-        body = asdict(self)
-        del body["created"]
-        return body
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "size": self.size,
-            "created": self.created,
-        }
-
-
-Describe = Callable[[Path], Awaitable[Facts]]
+CHUNK = 256 * 1024
+BLOB_RE = re.compile(r"^[a-z]+/[0-9a-f]{32}$")
 
 
 class LocalStore:
@@ -83,18 +51,24 @@ class LocalStore:
     def _meta_path(self, image_id: str) -> Path:
         return self.originals / image_id[:2] / f"{image_id}.json"
 
-    def exists(self, image_id: str) -> bool:
+    async def close(self) -> None:
+        pass
+
+    def _exists(self, image_id: str) -> bool:
         # One stat of a hot inode: cheap enough for the event loop, and it makes a DELETE
         # through any worker process visible to all of them at once.
         return self.path(image_id).is_file()
 
+    async def exists(self, image_id: str) -> bool:
+        return bool(ID_RE.match(image_id)) and self._exists(image_id)
+
     async def fetch(self, ref: SourceRef) -> Original:
-        if not self.exists(ref.value):
+        if not self._exists(ref.value):
             raise NotFound(f"no image with id {ref.value}")
         return Original(self.path(ref.value), identity=ref.value, tag=ref.value)
 
     async def record(self, image_id: str) -> Record:
-        if not ID_RE.match(image_id) or not self.exists(image_id):
+        if not ID_RE.match(image_id) or not self._exists(image_id):
             raise NotFound(f"no image with id {image_id}")
         try:
             text = await asyncio.to_thread(self._meta_path(image_id).read_text)
@@ -127,7 +101,7 @@ class LocalStore:
             if size == 0:
                 raise BadRequest("the request body is empty: send the image bytes")
             image_id = digest.hexdigest()[:32]
-            if self.exists(image_id):
+            if self._exists(image_id):
                 return await self.record(image_id), False
             facts = await describe(tmp)
             record = Record(
@@ -178,13 +152,72 @@ class LocalStore:
         return found[:limit]
 
     async def delete(self, image_id: str) -> None:
-        if not ID_RE.match(image_id) or not self.exists(image_id):
+        if not ID_RE.match(image_id) or not self._exists(image_id):
             raise NotFound(f"no image with id {image_id}")
         await asyncio.to_thread(self._delete, image_id)
 
     def _delete(self, image_id: str) -> None:
         self.path(image_id).unlink(missing_ok=True)
         self._meta_path(image_id).unlink(missing_ok=True)
+
+    async def open_range(self, image_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        if not ID_RE.match(image_id):
+            raise NotFound(f"no image with id {image_id}")
+        try:
+            handle = await aiofiles.open(self.path(image_id), "rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"no image with id {image_id}") from exc
+        return await started(_read_range(handle, start, end))
+
+    # --- named side objects (remote sources shared by the worker processes)
+
+    def _blob_path(self, name: str) -> Path:
+        if not BLOB_RE.match(name):
+            raise ValueError(f"bad blob name {name!r}")
+        return self.root / "blobs" / name
+
+    async def get_blob(self, name: str) -> Blob | None:
+        path = self._blob_path(name)
+        try:
+            return await asyncio.to_thread(_read_blob, path)
+        except FileNotFoundError:
+            return None
+
+    async def put_blob(self, name: str, data: bytes, meta: dict[str, str]) -> None:
+        await asyncio.to_thread(self._put_blob, self._blob_path(name), data, meta)
+
+    def _put_blob(self, path: Path, data: bytes, meta: dict[str, str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One file, metadata line first: a reader sees the old blob or the new, never a mix.
+        tmp = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.blob"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(json.dumps(meta).encode() + b"\n")
+                f.write(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+async def _read_range(handle, start: int, end: int) -> AsyncGenerator[bytes, None]:
+    try:
+        yield b""  # opened: see started()
+        await handle.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        await handle.close()
+
+
+def _read_blob(path: Path) -> Blob:
+    raw = path.read_bytes()
+    head, _, data = raw.partition(b"\n")
+    return Blob(data, json.loads(head))
 
 
 def _writer_alive(name: str) -> bool:
