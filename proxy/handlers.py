@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, http_exceptions, web
 
 from . import __version__, cache, links, metadata, ops, pipeline, playground, signing, urls
-from .errors import BadRequest, NotFound, PayloadTooLarge, RangeNotSatisfiable
+from .errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RangeNotSatisfiable
 from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
@@ -161,7 +161,9 @@ async def _post_json(request: web.Request) -> web.Response:
         config = request.app[CONFIG]
         # Checked before any job starts: a bad path or signature is a 400/403 right away.
         checked = signing.check(path, "", config.signing.keys)
-        urls.parse(checked, "", max_dimension=config.limits.max_output_dimension)
+        options, _ref = urls.parse(checked, "", max_dimension=config.limits.max_output_dimension)
+        if options.info:
+            raise BadRequest('"from" must name an image: `info` describes one, it cannot be stored')
 
         async def work() -> web.Response:
             rendition, _options = await _derive(request, path, query="", accept="")
@@ -228,7 +230,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def list_images(request: web.Request) -> web.Response:
     limit_text = request.query.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= 1000:
         raise BadRequest(f"'limit={limit_text}': expected a whole number from 1 to 1000")
     after = request.query.get("after") or None
     if after is not None and not ID_RE.match(after):
@@ -267,6 +269,9 @@ async def get_original(request: web.Request) -> web.StreamResponse:
         "Accept-Ranges": "bytes",
         "Cache-Tag": image_id,
         "Surrogate-Key": image_id,
+        # Originals are served byte for byte: an SVG with a <script> must not run on this
+        # origin (where the playground keeps its write token).
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
     }
     if cache.etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
@@ -328,12 +333,14 @@ async def image_info(request: web.Request) -> web.Response:
 
 async def source_info(request: web.Request) -> web.Response:
     """GET /info/{source}: the same facts for any source the derived URLs accept."""
-    raw = request.rel_url.raw_path.removeprefix("/info")
-    _, ref = urls.parse(raw, request.rel_url.raw_query_string)
+    config = request.app[CONFIG]
+    query = request.rel_url.raw_query_string
+    # A derived-URL form: with signing on, `/info/sig/{signature}/{source}` like any other.
+    raw = signing.check(request.rel_url.raw_path.removeprefix("/info"), query, config.signing.keys)
+    _, ref = urls.parse(raw, query)
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
         return _json(record.info())
-    config = request.app[CONFIG]
     original = await request.app[REMOTE].fetch(ref)
     facts = await request.app[POOL].run(
         metadata.describe,
@@ -434,9 +441,11 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
 async def on_demand(request: web.Request) -> web.Response:
     """POST /{operations…} with an image body: transformed and returned, never stored."""
     config = request.app[CONFIG]
-    options = urls.parse_operations(
-        request.rel_url.raw_path, max_dimension=config.limits.max_output_dimension
-    )
+    raw = request.rel_url.raw_path
+    if raw.split("/", 2)[1] in RESERVED:
+        raise MethodNotAllowed(f"POST is not allowed on {raw}")
+    _, raw = signing.split(raw)  # writes are guarded by tokens, not signatures
+    options = urls.parse_operations(raw, max_dimension=config.limits.max_output_dimension)
     limit = config.limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyvips
 
-from .errors import Unprocessable, UnsupportedMediaType
+from .errors import NotFound, Unprocessable, UnsupportedMediaType
 
 Source = bytes | Path
 
@@ -81,8 +81,20 @@ def loadable(source: Source) -> Source:
 def read_head(source: Source) -> bytes:
     if isinstance(source, bytes):
         return source[:SNIFF_BYTES]
-    with open(source, "rb") as f:
-        return f.read(SNIFF_BYTES)
+    try:
+        with open(source, "rb") as f:
+            return f.read(SNIFF_BYTES)
+    except FileNotFoundError as exc:
+        raise gone() from exc
+
+
+def gone() -> NotFound:
+    """A stored original deleted while its render waited in the queue."""
+    return NotFound("the image was deleted")
+
+
+def vanished(source: Source) -> bool:
+    return isinstance(source, Path) and not source.exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,8 @@ def open_image(source: Source, **options: object) -> pyvips.Image:
             return pyvips.Image.new_from_buffer(source, "", **options)
         return pyvips.Image.new_from_file(os.fspath(source), **options)
     except pyvips.Error as exc:
+        if vanished(source):
+            raise gone() from exc
         raise Unprocessable(f"the image cannot be read: {first_line(exc)}") from exc
 
 

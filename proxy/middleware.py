@@ -78,7 +78,8 @@ def write_tokens(tokens: Sequence[str]):
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise Unauthorized("this server needs 'Authorization: Bearer {token}' for writes")
-        candidate = given.strip().encode()
+        # aiohttp keeps undecodable header bytes as surrogates: encode them back, never fail.
+        candidate = given.strip().encode("utf-8", "surrogateescape")
         valid = False
         for token in encoded:  # constant time per token, and every token is tried
             valid |= hmac.compare_digest(candidate, token)

@@ -191,12 +191,15 @@ def _srgb(img: pyvips.Image, p: Plan) -> pyvips.Image:
             img = img.icc_transform("srgb", embedded=True, intent="perceptual")
         except pyvips.Error:
             pass  # a broken embedded profile must not fail the render: fall back to the tags
-    target = "b-w" if p.options.grayscale else "srgb"
-    if img.interpretation != target:
-        img = img.colourspace(target)
+    if img.interpretation != "srgb":
+        img = img.colourspace("srgb")
     if img.format != "uchar":
         img = img.cast("uchar")
     return img
+
+
+def _grayscale(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    return img.colourspace("b-w") if p.options.grayscale else img
 
 
 def _flatten(img: pyvips.Image, p: Plan) -> pyvips.Image:
@@ -209,7 +212,8 @@ def _flatten(img: pyvips.Image, p: Plan) -> pyvips.Image:
 
 
 STEPS: list[Callable[[pyvips.Image, Plan], pyvips.Image]] = [
-    _rotate, _flip, _flop, _fill_crop, _pad, _blur, _sharpen, _srgb, _flatten,
+    # Colour first: every later step (pad's background above all) works on 8-bit sRGB.
+    _srgb, _rotate, _flip, _flop, _fill_crop, _pad, _blur, _sharpen, _grayscale, _flatten,
 ]  # fmt: skip
 
 
@@ -299,6 +303,8 @@ def render(
         processed = time.perf_counter()
         body = imaging.encode(img, p.output_format, p.quality)
     except pyvips.Error as exc:
+        if imaging.vanished(source):
+            raise imaging.gone() from exc
         raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
     done = time.perf_counter()
     pages = len(frames) if p.animated else 1

@@ -20,7 +20,12 @@ YEAR = 31_536_000
 
 def negotiate(accept: str) -> str | None:
     """`fmt/auto`: AVIF if the client takes it, else WebP, else None (the source's rule)."""
-    accepted = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    accepted = set()
+    for part in accept.split(","):
+        media, *params = (piece.strip().lower() for piece in part.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if media and not refused:
+            accepted.add(media)
     if "image/avif" in accepted:
         return "avif"
     if "image/webp" in accepted:

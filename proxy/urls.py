@@ -251,6 +251,11 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
         raise BadRequest(f"'{raw}': malformed source URL") from exc
     if not host:
         raise BadRequest(f"'{raw}': source URL has no host")
+    if ":" not in host:  # IPv6 literals are not names
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:  # empty labels (`a..b`), over-long labels
+            raise BadRequest(f"'{host}': not a valid host name") from exc
     return SourceRef("url", url), None
 
 

@@ -374,3 +374,82 @@ def test_problem_body_is_rfc9457() -> None:
     from proxy.errors import BadRequest
 
     assert json.loads(json.dumps(BadRequest("x").problem()))["status"] == 400
+
+
+# --- regressions found in review
+
+
+async def test_a_render_queued_behind_a_delete_is_404(app_client, photo_bytes) -> None:
+    client = await app_client(limits={"concurrency": 1, "queue": 4})
+    big = gradient(2500, 2500).pngsave_buffer(compression=1)
+    big_id = (await upload(client, io.BytesIO(big)))["id"]
+    small_id = (await upload(client, photo_bytes))["id"]
+    slow = asyncio.ensure_future(client.get(f"/blur/60/fmt/png/{big_id}"))
+    pool = client.app[POOL]
+    for _ in range(200):
+        if pool.running:
+            break
+        await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(client.get(f"/resize/20x/{small_id}"))
+    for _ in range(200):
+        if pool.waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert (await client.delete(f"/images/{small_id}")).status == 204
+    await assert_problem(await queued, 404, "deleted")
+    assert (await slow).status == 200
+
+
+async def test_pad_of_16bit_and_cmyk_sources(client) -> None:
+    sixteen = (gradient(40, 30).cast("ushort") * 256).copy(interpretation="rgb16")
+    cmyk = gradient(40, 30).bandjoin(0).copy(interpretation="cmyk").jpegsave_buffer()
+    for data in (sixteen.pngsave_buffer(), cmyk):
+        image_id = (await upload(client, data))["id"]
+        response = await client.get(f"/pad/100x100/fmt/png/{image_id}")
+        assert response.status == 200, await response.text()
+        image = decode(await response.read())
+        assert image.getpoint(50, 2) == pytest.approx([255, 255, 255], abs=2)  # white margin
+
+
+async def test_undecodable_authorization_header_is_403(app_client) -> None:
+    client = await app_client(auth={"tokens": ["t0ken"]})
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"PUT /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Content-Length: 3\r\nConnection: close\r\n\r\nabc"
+    )
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
+
+
+async def test_unicode_digits_in_limit_are_400(client) -> None:
+    await assert_problem(await client.get("/images?limit=²"), 400)
+
+
+async def test_fmt_auto_honours_q_zero(client, photo_bytes) -> None:
+    image_id = (await upload(client, photo_bytes))["id"]
+    response = await client.get(
+        f"/fmt/auto/{image_id}", headers={"Accept": "image/avif;q=0, image/webp"}
+    )
+    assert response.content_type == "image/webp"
+
+
+async def test_post_to_an_api_route_is_405_and_sig_prefix_is_ignored(client, photo_bytes):
+    await assert_problem(await client.post("/health", data=photo_bytes), 405)
+    response = await client.post("/sig/whatever/resize/10x", data=photo_bytes)
+    assert response.status == 200
+    assert decode(await response.read()).width == 10
+
+
+async def test_info_cannot_be_stored(client, photo_bytes) -> None:
+    image_id = (await upload(client, photo_bytes))["id"]
+    response = await client.post("/images", json={"from": f"/info/{image_id}"})
+    await assert_problem(response, 400, "info")
+
+
+async def test_originals_are_sandboxed(client, photo_bytes) -> None:
+    image_id = (await upload(client, photo_bytes))["id"]
+    response = await client.get(f"/images/{image_id}")
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]

@@ -259,3 +259,17 @@ def test_sign_command_without_a_key_fails(tmp_path):
     assert result.returncode == 2
     assert "signing.key" in result.stderr
     assert result.stdout == ""
+
+
+async def test_info_of_a_source_is_a_derived_url_under_signing(signing_client, stored_id):
+    # /info/{source} can make the server fetch and decode remote URLs: signed like a render.
+    assert await status_of(signing_client, f"/info/{stored_id}") == 403
+    assert await status_of(signing_client, "/info/https://example.com/a.jpg") == 403
+    assert await status_of(signing_client, "/info" + signed(f"/{stored_id}")) == 200
+
+
+async def test_malformed_remote_host_is_400(app_client):
+    client = await app_client()
+    assert await status_of(client, "/resize/10x/http://a..b/x") == 400
+    response = await client.post("/images", json={"url": "http://a..b/x"})
+    assert response.status == 400

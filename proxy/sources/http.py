@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .. import __version__, cache, imaging, metrics, netguard
+from .. import __version__, cache, imaging, metrics, netguard, urls
 from ..config import Config, SourcesConfig
 from ..errors import (
     BadGateway,
@@ -98,7 +98,9 @@ def remote_ref(url: object) -> SourceRef:
         parsed = None
     if parsed is None or parsed.scheme not in SCHEMES or not parsed.host:
         raise BadRequest('"url" must be an absolute http:// or https:// URL')
-    return SourceRef("url", url)
+    # The same host rules as a URL inside a derived path (empty or over-long labels → 400).
+    _, ref = urls.parse("/" + url)
+    return ref
 
 
 def check_hop(url: URL, sources: SourcesConfig) -> None:
