@@ -14,6 +14,12 @@ Workloads (photographs, see benchmarks/images.py):
   W7 W1 as AVIF (fmt/avif, default quality 60)
 Then a memory check: W1 at 16 connections; peak RSS, and RSS 10 s after the load vs idle.
 
+The GET workloads that render (W1-W4, W7) spread their requests over 64 stored copies of the
+original that differ only in a JPEG COM / PNG tEXt comment (same pixels, same work; see
+rotate.lua). With one repeated URL the service's single-flight would render each batch of
+identical concurrent requests once, and the benchmark would measure request merging instead
+of rendering (about 4x the real rate with 8 connections).
+
 Knobs (environment):
   BENCH_DURATION (10)   seconds of each measured wrk run
   BENCH_CONNS (8)       wrk connections

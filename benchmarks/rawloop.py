@@ -94,11 +94,27 @@ def make_op(workload: str, data: bytes) -> Callable[[], bytes]:
     def render() -> bytes:
         # The service also opens the header first (sniff + limits) before the thumbnail.
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        _ = header.width, header.height
-        image = pyvips.Image.thumbnail_buffer(data, width, height=height, fail_on="truncated")
+        scale = min(width / header.width, height / header.height, 1.0)
+        fit = (round(header.width * scale), round(header.height * scale))
+        shrink = jpeg_shrink(header, *fit)
+        if shrink > 1:  # the service's DCT-scaled decode (proxy.pipeline._jpeg_shrink)
+            image = pyvips.Image.new_from_buffer(
+                data, "", access="sequential", shrink=shrink, fail_on="truncated"
+            ).thumbnail_image(fit[0], height=fit[1], size="force")
+        else:
+            image = pyvips.Image.thumbnail_buffer(data, width, height=height, fail_on="truncated")
         return save(image)
 
     return render
+
+
+def jpeg_shrink(header, width: int, height: int) -> int:
+    if not header.get("vips-loader").startswith("jpegload"):
+        return 1
+    for shrink in (8, 4, 2):
+        if header.width // shrink >= width and header.height // shrink >= height:
+            return shrink
+    return 1
 
 
 def cpu_seconds() -> float:

@@ -40,15 +40,11 @@ FETCH_SECONDS = Histogram(
     "progimage_source_fetch_seconds", "time to fetch an original by source kind",
     ["source"], buckets=LATENCY_BUCKETS,
 )  # fmt: skip
-CACHE = Counter(
-    "progimage_cache_requests_total", "in-process cache lookups", ["cache", "result"]
-)
+CACHE = Counter("progimage_cache_requests_total", "in-process cache lookups", ["cache", "result"])
 QUEUE_DEPTH = Gauge(
     "progimage_render_queue_depth", "renders waiting for a slot", multiprocess_mode="livesum"
 )
-IN_FLIGHT = Gauge(
-    "progimage_renders_in_flight", "renders running now", multiprocess_mode="livesum"
-)
+IN_FLIGHT = Gauge("progimage_renders_in_flight", "renders running now", multiprocess_mode="livesum")
 BYTES_IN = Counter("progimage_bytes_in_total", "request body bytes received")
 BYTES_OUT = Counter("progimage_bytes_out_total", "response body bytes sent")
 

@@ -274,3 +274,18 @@ def test_perceptual_hash_tells_similar_from_different(photo_bytes: bytes) -> Non
     )
     assert metadata.hamming(photo.phash, similar.phash) <= metadata.SIMILAR_DISTANCE
     assert metadata.hamming(photo.phash, other.phash) > metadata.SIMILAR_DISTANCE
+
+
+def test_exif_orientation_survives_the_scaled_jpeg_decode() -> None:
+    data = (IMAGES / "portrait-exif6.jpg").read_bytes()
+    image = check(render(data, "/resize/100x", "png"))  # decoded at 1/2 scale, then rotated
+    assert (image.width, image.height) == (100, 133)
+    grey = image.colourspace("b-w")[0]
+    assert grey.crop(0, 0, 100, 40).avg() - grey.crop(0, 93, 100, 40).avg() > 40
+
+
+def test_scaled_jpeg_decode_stays_close_to_the_full_decode(photo_bytes: bytes) -> None:
+    fast = decode(render(photo_bytes, "/resize/64x", "png").body)
+    full = pyvips.Image.thumbnail_buffer(photo_bytes, 64, height=43, size="force")
+    assert (fast.width, fast.height) == (full.width, full.height)
+    assert (fast - full).abs().avg() < 6

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import time
@@ -33,10 +32,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
 from ..config import StorageConfig
-from ..errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, ProxyError
+from ..errors import InsufficientStorage, NotFound, ProxyError
 from ..urls import ID_RE, SourceRef
-from . import Blob, Describe, Original, Record, started
-from .local import BLOB_RE, _write_hashed, _writer_alive
+from . import Blob, Describe, Original, Record, spool, started
+from .local import BLOB_RE, _writer_alive
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class S3Store:
         """Spool through SHA-256 to a local temp file, check it, then PUT it whole."""
         tmp = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
-            size, image_id = await _spool(chunks, tmp, max_bytes)
+            size, image_id = await spool(chunks, tmp, max_bytes, durable=False)
             # Asked afresh, not from the cache: a stale "exists" must never swallow an upload.
             existing = await self._head(image_id)
             self._remember(image_id, existing)
@@ -334,24 +333,6 @@ async def _stream(body: Any) -> AsyncGenerator[bytes, None]:
         yield b""  # opened: see started()
         async for chunk in body.iter_chunks(CHUNK):
             yield chunk
-
-
-async def _spool(chunks: AsyncIterable[bytes], tmp: Path, max_bytes: int) -> tuple[int, str]:
-    """Write the upload to `tmp` through SHA-256 under the byte cap: (size, id)."""
-    digest = hashlib.sha256()
-    size = 0
-    handle = await asyncio.to_thread(open, tmp, "wb")
-    try:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLarge(f"the upload is larger than {max_bytes} bytes")
-            await asyncio.to_thread(_write_hashed, handle, digest, chunk)
-    finally:
-        await asyncio.to_thread(handle.close)
-    if size == 0:
-        raise BadRequest("the request body is empty: send the image bytes")
-    return size, digest.hexdigest()[:32]
 
 
 _INT_FIELDS = ("width", "height", "bands", "pages", "orientation")
