@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
+import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest, InsufficientStorage, PayloadTooLarge
 from ..metadata import Facts
 from ..urls import SourceRef
 
@@ -189,3 +192,37 @@ def _write_hashed(handle, digest, chunks: list[bytes], sync: bool = False) -> No
     if sync:
         handle.flush()
         os.fsync(handle.fileno())
+
+
+async def ingest(
+    chunks: AsyncIterable[bytes],
+    tmp_dir: Path,
+    *,
+    max_bytes: int,
+    durable: bool,
+    describe: Describe,
+    existing: Callable[[str], Awaitable[Record | None]],
+    commit: Callable[[Path, Record], Awaitable[None]],
+) -> tuple[Record, bool]:
+    """The upload flow every store shares: spool through SHA-256 to a temp file, return the
+    stored record if those bytes are there already, else check them and commit.
+
+    Returns the record and whether it is new. The temp file is always removed, so a
+    cancelled or refused upload leaves nothing behind.
+    """
+    tmp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+    try:
+        size, image_id = await spool(chunks, tmp, max_bytes, durable=durable)
+        found = await existing(image_id)
+        if found is not None:
+            return found, False
+        facts = await describe(tmp)
+        record = Record(id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict())
+        await commit(tmp, record)
+        return record, True
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise InsufficientStorage("no space left to store the image") from exc
+        raise
+    finally:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import InsufficientStorage, NotFound
+from ..errors import NotFound
 from ..urls import ID_RE, SourceRef
-from . import Blob, Describe, Original, Record, spool, started
+from . import Blob, Describe, Original, Record, ingest, started
 
 CHUNK = 256 * 1024
 BLOB_RE = re.compile(r"^[a-z]+/[0-9a-f]{32}$")
@@ -81,23 +79,17 @@ class LocalStore:
         Returns the record and whether it is new. Nothing is visible until the final rename,
         so a cancelled or failed upload leaves nothing behind.
         """
-        tmp = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
-        try:
-            size, image_id = await spool(chunks, tmp, max_bytes, durable=True)
-            if self._exists(image_id):
-                return await self.record(image_id), False
-            facts = await describe(tmp)
-            record = Record(
-                id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict()
-            )
+
+        async def existing(image_id: str) -> Record | None:
+            return await self.record(image_id) if self._exists(image_id) else None
+
+        async def commit(tmp: Path, record: Record) -> None:
             await asyncio.to_thread(self._commit, tmp, record)
-            return record, True
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise InsufficientStorage("no space left to store the image") from exc
-            raise
-        finally:
-            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+
+        return await ingest(
+            chunks, self.tmp, max_bytes=max_bytes, durable=True, describe=describe,
+            existing=existing, commit=commit,
+        )  # fmt: skip
 
     def _commit(self, tmp: Path, record: Record) -> None:
         final = self.path(record.id)

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
-import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
 from ..config import StorageConfig
-from ..errors import InsufficientStorage, NotFound, ProxyError
+from ..errors import NotFound, ProxyError
 from ..urls import ID_RE, SourceRef
-from . import Blob, Describe, Original, Record, spool, started
+from . import Blob, Describe, Original, Record, ingest, started
 from .local import BLOB_RE, _writer_alive
 
 log = logging.getLogger(__name__)
@@ -190,27 +187,22 @@ class S3Store:
         self, chunks: AsyncIterable[bytes], *, max_bytes: int, describe: Describe
     ) -> tuple[Record, bool]:
         """Spool through SHA-256 to a local temp file, check it, then PUT it whole."""
-        tmp = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
-        try:
-            size, image_id = await spool(chunks, tmp, max_bytes, durable=False)
+
+        async def existing(image_id: str) -> Record | None:
             # Asked afresh, not from the cache: a stale "exists" must never swallow an upload.
-            existing = await self._head(image_id)
-            self._remember(image_id, existing)
-            if existing is not None:
-                return existing, False
-            facts = await describe(tmp)
-            record = Record(
-                id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict()
-            )
+            found = await self._head(image_id)
+            self._remember(image_id, found)
+            return found
+
+        async def commit(tmp: Path, record: Record) -> None:
             await self._upload(tmp, record)
-            self._remember(image_id, record)
-            return record, True
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise InsufficientStorage("no space left to spool the upload") from exc
-            raise
-        finally:
-            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            self._remember(record.id, record)
+
+        # Spooled locally (not fsynced: the PUT is what makes it durable), then PUT whole.
+        return await ingest(
+            chunks, self.tmp, max_bytes=max_bytes, durable=False, describe=describe,
+            existing=existing, commit=commit,
+        )  # fmt: skip
 
     async def _upload(self, tmp: Path, record: Record) -> None:
         fields = {
