@@ -573,15 +573,16 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
 
 
 def memory_check(workdir: Path, store: Path, paths: dict[str, Path]) -> dict:
-    """W1 at 16 connections on a fresh service: idle RSS, peak, and RSS 10 s after the load."""
+    """W1's transform of 24-megapixel JPEGs at 16 connections on a fresh service: idle RSS,
+    peak, and RSS 10 s after the load."""
     workload = WORKLOADS[0]
     service = Service(workdir, store, memory_mb=0).start()
     try:
-        ids = service.upload_copies(paths["large"], COPIES)  # stored already: no render
+        ids = service.upload_copies(paths["huge"], COPIES)  # stored already: no render
         time.sleep(2)
         idle = rss_bytes(tree(service.pid))
         urls = [workload.path.format(id=i) for i in ids]
-        log(f"memory check: W1 at {MEMCHECK_CONNS} connections, idle {idle / 2**20:.1f} MB")
+        log(f"memory check: 24 MP, {MEMCHECK_CONNS} connections, idle {idle / 2**20:.1f} MB")
         run = run_wrk(service, workload, urls, workdir, DURATION, MEMCHECK_CONNS)
         time.sleep(MEMCHECK_SETTLE)
         after = rss_bytes(tree(service.pid))
@@ -689,8 +690,8 @@ def markdown(report: dict) -> str:
     if memory:
         lines += [
             "",
-            f"Memory check (W1, {memory['connections']} connections): idle "
-            f"{memory['idle_rss_mb']} MB, peak {memory['peak_rss_mb']} MB, "
+            f"Memory check (W1's transform of 24 MP JPEGs, {memory['connections']} connections): "
+            f"idle {memory['idle_rss_mb']} MB, peak {memory['peak_rss_mb']} MB, "
             f"10 s after the load {memory['rss_10s_after_mb']} MB "
             f"({memory['growth_after_mb']:+} MB vs idle); {memory['req_s']} req/s, "
             f"p99 {memory['p99_ms']} ms, errors {memory['errors']} (503: {memory['errors_503']}).",

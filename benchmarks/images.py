@@ -15,7 +15,8 @@ bytes; otherwise the same recipe runs here:
 - alpha.png  1000x1000 RGBA PNG: "OneStandsOut" (moss) centre square, lanczos3 down, with a
              synthetic feathered circular alpha.
 
-upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB.
+upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB; so is huge.jpg,
+large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check.
 
     python benchmarks/images.py [OUT_DIR]      # prints the paths
 """
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_PREPARE = REPO.parent / "shared" / "bench" / "prepare_images.py"
 WALLPAPER = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 PHOTOS = {"large": "Path", "medium": "EveningGlow", "alpha": "OneStandsOut"}
-NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg")
+NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg", "huge.jpg")
 
 
 def log(message: str) -> None:
@@ -61,6 +62,7 @@ def ensure(out: Path = IMAGES) -> dict[str, Path]:
             log("building with benchmarks/images.py's own recipe")
             _build(src, out)
     _make_upload(paths["large"], paths["upload"])
+    _make_huge(paths["large"], paths["huge"])
     _manifest(paths, out / "manifest-progimage.json")
     return paths
 
@@ -141,6 +143,17 @@ def _make_upload(large: Path, upload: Path) -> None:
     tmp = upload.with_suffix(".tmp.jpg")
     image.jpegsave(str(tmp), Q=80, subsample_mode="on", optimize_coding=True, keep="none")
     os.replace(tmp, upload)
+
+
+def _make_huge(large: Path, huge: Path) -> None:
+    """24 megapixels (6000x4000) for the memory check, as a modern camera writes them:
+    large.jpg upscaled 1.5x (lanczos3), Q90."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(large)).resize(1.5)
+    tmp = huge.with_suffix(".tmp.jpg")
+    image.jpegsave(str(tmp), Q=90, optimize_coding=True, keep="none")
+    os.replace(tmp, huge)
 
 
 def _manifest(paths: dict[str, Path], dest: Path) -> None:
