@@ -5,9 +5,7 @@ Visual Design Group; LGPLv3 per each wallpaper's metadata.json, GPL-2+ per Debia
 file). The package is fetched with `apt-get download` and unpacked with `dpkg-deb`; nothing is
 installed system-wide and nothing is written into the repository.
 
-When the shared harness (`../shared/bench/prepare_images.py` next to the repository) is
-present it builds large.jpg, medium.jpg and alpha.png, so every team measures the same
-bytes; otherwise the same recipe runs here:
+The recipe (the same bytes every run with the same libvips build):
 
 - large.jpg  4000x3000 JPEG: "Path" (forest path) centre-cropped to 4:3, lanczos3 to
              4000x3000 (an upscale: no photo that large ships in the package), Q90, 4:2:0.
@@ -37,7 +35,6 @@ ROOT = Path(os.environ.get("BENCH_DIR", "/tmp/progimage-bench"))
 IMAGES = ROOT / "images"
 PACKAGE = "plasma-workspace-wallpapers"
 REPO = Path(__file__).resolve().parent.parent
-SHARED_PREPARE = REPO.parent / "shared" / "bench" / "prepare_images.py"
 WALLPAPER = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 PHOTOS = {"large": "Path", "medium": "EveningGlow", "alpha": "OneStandsOut"}
 NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg", "huge.jpg")
@@ -54,13 +51,7 @@ def ensure(out: Path = IMAGES) -> dict[str, Path]:
         return paths
     out.mkdir(parents=True, exist_ok=True)
     if not all(paths[k].is_file() for k in ("large", "medium", "alpha")):
-        src = _unpack()
-        if SHARED_PREPARE.is_file():
-            log(f"building with the shared harness {SHARED_PREPARE}")
-            subprocess.run([sys.executable, str(SHARED_PREPARE), str(src), str(out)], check=True)
-        else:
-            log("building with benchmarks/images.py's own recipe")
-            _build(src, out)
+        _build(_unpack(), out)
     _make_upload(paths["large"], paths["upload"])
     _make_huge(paths["large"], paths["huge"])
     _manifest(paths, out / "manifest-progimage.json")
