@@ -34,7 +34,6 @@ from pathlib import Path
 ROOT = Path(os.environ.get("BENCH_DIR", "/tmp/progimage-bench"))
 IMAGES = ROOT / "images"
 PACKAGE = "plasma-workspace-wallpapers"
-REPO = Path(__file__).resolve().parent.parent
 WALLPAPER = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 PHOTOS = {"large": "Path", "medium": "EveningGlow", "alpha": "OneStandsOut"}
 NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg", "huge.jpg")
