@@ -336,3 +336,24 @@ def s3_env(seaweedfs, monkeypatch) -> SeaweedFS:
     for name, value in seaweedfs.env.items():
         monkeypatch.setenv(name, value)
     return seaweedfs
+
+
+def ensure_tool(binary: str, package: str) -> str:
+    """The path of a command-line tool, installed from Debian's packages when missing.
+
+    Tests that need one never skip: without root or apt they fail, saying what is missing.
+    """
+    found = shutil.which(binary)
+    if found:
+        return found
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )  # fmt: skip
+        if result.returncode != 0:
+            pytest.fail(f"{binary} is missing and `{' '.join(command)}` failed: {result.stderr}")
+    found = shutil.which(binary)
+    if not found:
+        pytest.fail(f"apt-get installed {package} but there is no {binary}")
+    return found

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, decode
+from conftest import REPO, decode, ensure_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +49,7 @@ def test_readme_has_examples() -> None:
 
 
 def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
-    if shutil.which("curl") is None:
-        subprocess.run(["apt-get", "install", "-y", "curl"], check=True, capture_output=True)
+    ensure_tool("curl", "curl")
     server = start_server()
     shutil.copytree(REPO / "tests" / "images", tmp_path / "tests" / "images")
     for command, expected in readme_commands():
@@ -82,6 +81,7 @@ def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
 def test_readme_shell_and_python_signing_recipes_match_the_service() -> None:
     from proxy import signing
 
+    ensure_tool("openssl", "openssl")
     text = (REPO / "README.md").read_text()
     shell = re.search(r"# From a shell, without ProgImage:\n(.*?)```", text, re.S)[1]
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
