@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, Ran
 from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
+from .sources import spool
 from .sources.http import remote_ref
 from .urls import ID_RE, SourceRef
 
@@ -449,24 +452,24 @@ async def on_demand(request: web.Request) -> web.Response:
     limit = config.limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in _timed(request, request.content.iter_chunked(CHUNK)):
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the image is larger than {limit} bytes")
-    if not body:
-        raise BadRequest("the request body is empty: send the image bytes")
     renderer = request.app[RENDERER]
     requested = renderer.requested_format(options, request.headers.get("Accept", ""))
-    result = await request.app[POOL].run(
-        pipeline.render,
-        bytes(body),
-        options,
-        requested_format=requested,
-        quality=quality_table(config),
-        max_pixels=config.limits.max_pixels,
-        allow_svg=config.sources.allow_svg,
-    )
+    # Spooled to disk like an upload, so many large bodies in flight cost no memory.
+    tmp = request.app[STORE].tmp / f"{os.getpid()}-{uuid.uuid4().hex}.body"
+    try:
+        chunks = _timed(request, request.content.iter_chunked(CHUNK))
+        await spool(chunks, tmp, limit, durable=False)
+        result = await request.app[POOL].run(
+            pipeline.render,
+            tmp,
+            options,
+            requested_format=requested,
+            quality=quality_table(config),
+            max_pixels=config.limits.max_pixels,
+            allow_svg=config.sources.allow_svg,
+        )
+    finally:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
     headers = {"Cache-Control": "no-store"}
     if options.info:
         return _json(_result_info(result), headers=headers)

@@ -95,6 +95,8 @@ class Store(Protocol):
     which may return one for zero-copy rendering.
     """
 
+    tmp: Path  # on this node: request bodies in flight are spooled here
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
