@@ -26,16 +26,9 @@ for tool in "$PROGIMAGE" "$WEED"; do
     fi
 done
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "cluster: nginx is not installed; run: sudo apt-get install -y nginx" >&2
-        exit 1
-    fi
-    echo "cluster: installing nginx" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y nginx || { apt-get update && apt-get install -y nginx; }
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NAME=cluster
+# shellcheck source=scripts/nginx-lib.sh
+source scripts/nginx-lib.sh
 
 mkdir -p "$STATE/seaweedfs" "$STATE/nginx" "$STATE/node"
 
@@ -56,21 +49,8 @@ grep -q "server 127.0.0.1:${NODES[1]};" "$STATE/nginx/nginx.conf" || {
     echo "cluster: nginx.conf has no 'server 127.0.0.1:8080;' upstream line to replace" >&2
     exit 1
 }
-GLOBALS='daemon off;'
-if [ "$(id -u)" -eq 0 ]; then
-    GLOBALS="$GLOBALS user root;"
-fi
 "$NGINX" -p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -g "$GLOBALS" -t -q
 
-pids=()
-stop() {
-    trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap stop INT TERM EXIT
 
 # Every port explicit (gRPC ones default to port+10000); the Iceberg and Lance endpoints off.
 "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/seaweedfs" \

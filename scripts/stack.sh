@@ -16,35 +16,13 @@ if [ ! -x "$PROGIMAGE" ]; then
     exit 1
 fi
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "stack: nginx is not installed; run: sudo apt-get install -y nginx" >&2
-        exit 1
-    fi
-    echo "stack: installing nginx" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y nginx || { apt-get update && apt-get install -y nginx; }
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NAME=stack
+# shellcheck source=scripts/nginx-lib.sh
+source scripts/nginx-lib.sh
 
 mkdir -p "$PREFIX"
-# Workers run as the compiled-in user (nobody, www-data…) when the master is root; they may not
-# be able to reach a repository under a private home directory, so keep them as root here.
-GLOBALS='daemon off;'
-if [ "$(id -u)" -eq 0 ]; then
-    GLOBALS="$GLOBALS user root;"
-fi
 "$NGINX" -p "$PREFIX" -c "$REPO/nginx.conf" -g "$GLOBALS" -t -q
 
-pids=()
-stop() {
-    trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap stop INT TERM EXIT
 
 "$PROGIMAGE" serve --config "$CONFIG" --host 127.0.0.1 --port 8080 &
 pids+=($!)
