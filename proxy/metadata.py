@@ -46,16 +46,7 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
         phash = perceptual_hash(small)
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
-    return Facts(
-        format=header.format,
-        width=header.width,
-        height=header.height,
-        bands=header.bands,
-        has_alpha=header.has_alpha,
-        pages=header.pages,
-        orientation=header.orientation,
-        phash=phash,
-    )
+    return Facts(**asdict(header), phash=phash)
 
 
 def _thumbnail(source: Source, fail_on: str) -> pyvips.Image:
