@@ -12,6 +12,9 @@ Workloads (photographs, see benchmarks/images.py):
   W3 1600x1200 JPEG -> 800x600 JPEG q80           W4 1000x1000 RGBA PNG -> 300x300 WebP q80
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
+  W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
+W1, W2 and W7 render from the preview the service keeps of large originals (proxy/previews.py);
+so does their raw counterpart, which gets the same preview bytes.
 Then a memory check: W1 at 16 connections; peak RSS, and RSS 10 s after the load vs idle.
 
 The GET workloads that render (W1-W4, W7) spread their requests over 64 stored copies of the
@@ -117,6 +120,7 @@ class Workload:
     expect: tuple[int, int, int, str] | None  # width, height, bands, loader prefix
     method: str = "GET"
     cache: bool = False
+    previews: bool = True  # storage.previews: small renders of large originals read a preview
 
     @property
     def raw(self) -> bool:
@@ -138,6 +142,10 @@ WORKLOADS = [
              method="PUT"),
     Workload("W7", "4000x3000 JPEG -> fit 300x200 AVIF (q60)", "large",
              "/resize/300x200/fmt/avif/{id}", (267, 200, 3, "heif")),
+    Workload("W1o", "W1 from the original (storage.previews off)", "large",
+             "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg"), previews=False),
+    Workload("W2o", "W2 from the original (storage.previews off)", "large",
+             "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), previews=False),
 ]  # fmt: skip
 
 
@@ -239,12 +247,14 @@ def merge(base: dict, extra: dict) -> dict:
 class Service:
     """`progimage serve` in its own session (process group), stopped by that group id."""
 
-    def __init__(self, workdir: Path, store: Path, *, memory_mb: int) -> None:
+    def __init__(
+        self, workdir: Path, store: Path, *, memory_mb: int, previews: bool = True
+    ) -> None:
         self.workdir = workdir
         extra = json.loads(os.environ.get("BENCH_CONFIG") or "{}")
         self.config = merge(
             {
-                "storage": {"path": str(store)},
+                "storage": {"path": str(store), "previews": previews},
                 "server": {"workers": 0},
                 "cache": {"memory_mb": memory_mb},
                 "limits": {"queue": 256},
@@ -496,9 +506,11 @@ def raw_search(workload: Workload) -> dict:
     runs = []
     for threads in RAW_THREADS:
         for concurrency in RAW_CONCURRENCY:
-            argv = [sys.executable, str(HERE / "rawloop.py"), workload.key,
+            argv = [sys.executable, str(HERE / "rawloop.py"), workload.key.removesuffix("o"),
                     "--threads", str(threads), "--concurrency", str(concurrency),
                     "--seconds", str(RAW_DURATION), "--warmup", "1"]  # fmt: skip
+            if not workload.previews:
+                argv.append("--no-previews")
 
             def attempt(argv: list[str] = argv) -> dict:
                 done = subprocess.run(argv, capture_output=True, text=True)
@@ -546,11 +558,14 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
                 entry["cpu_ratio"] = round(best["cpu_ms_per_op"] / s["service_cpu_ms_per_req"], 3)
         results[workload.key] = entry
 
-    # Cache off: every request renders. W6 last, it fills the store.
-    plain = [w for w in workloads if not w.cache]
-    plain.sort(key=lambda w: w.method == "PUT")
-    if plain:
-        service = Service(workdir, store, memory_mb=0).start()
+    # Cache off: every request renders. W6 last, it fills the store. The rows from originals
+    # get a service and a store of their own, without previews.
+    for previews, folder in ((True, store), (False, workdir / "store-originals")):
+        plain = [w for w in workloads if not w.cache and w.previews == previews]
+        plain.sort(key=lambda w: w.method == "PUT")
+        if not plain:
+            continue
+        service = Service(workdir, folder, memory_mb=0, previews=previews).start()
         try:
             keys = {w.image for w in plain if w.method == "GET"}
             ids = {k: service.upload_copies(paths[k], COPIES) for k in keys}
@@ -703,8 +718,10 @@ def markdown(report: dict) -> str:
         "CPU ms/req = service CPU time ÷ successful requests. other CPU % = machine CPU used "
         "by neither the service nor wrk (100 = one core): high values mean a noisy run. "
         "Raw = the same libvips work in-process on bytes in memory (benchmarks/rawloop.py). "
-        "W5 has no raw counterpart. W6 raw = SHA-256 + header + 32x32 decode + pHash, without "
-        "the disk write. service ÷ raw compares throughput; CPU raw ÷ service compares CPU time "
+        "W5 has no raw counterpart. W6 raw = SHA-256 + the service's check of the upload "
+        "(header, one shrink-on-load decode, pHash, the preview of a large original), without "
+        "the disk writes. Raw rows render from the preview exactly when the service does. "
+        "service ÷ raw compares throughput; CPU raw ÷ service compares CPU time "
         "per image (1.00 = no overhead), which is less sensitive to other load on the machine. "
         "NOISY = other processes used over BENCH_NOISY_MAX % of a core even on the retry.",
         "",

@@ -51,36 +51,25 @@ def percentile(ordered: list[float], p: float) -> float | None:
     return ordered[k]
 
 
-def make_op(workload: str, data: bytes) -> Callable[[], bytes]:
-    import numpy as np
+def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[], bytes]:
     import pyvips
+
+    from proxy import metadata
 
     key, width, height, encoder = RAW[workload]
     keep = pyvips.enums.ForeignKeep.NONE
 
     if encoder == "phash":
-        k = np.arange(HASH_SIZE)[:, None]
-        i = np.arange(HASH_SIZE)[None, :]
-        dct = np.cos(np.pi * (2 * i + 1) * k / (2 * HASH_SIZE)) * np.sqrt(2 / HASH_SIZE)
-        dct[0] /= np.sqrt(2)
 
         def describe() -> bytes:
-            # PUT /images: SHA-256 of the body, the header check, one shrink-on-load decode of
-            # the whole image down to 32x32, the DCT hash. (The service also writes and
-            # fsyncs the file; that is I/O, not libvips work, and is not counted here.)
+            # PUT /images: SHA-256 of the body, then the service's own check of it (header,
+            # one shrink-on-load decode of the whole image, pHash, the preview of a large
+            # original). The service also writes and fsyncs the files: I/O, not counted here.
             digest = hashlib.sha256(data).digest()
-            header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-            _ = header.width, header.height, header.bands
-            small = pyvips.Image.thumbnail_buffer(
-                data, width, height=height, size="force", fail_on="truncated"
+            facts, preview = metadata.examine(
+                data, allow_svg=False, max_pixels=10**9, preview=previews
             )
-            grey = small.colourspace("b-w")[0].cast("float")
-            pixels = np.ndarray(
-                buffer=grey.write_to_memory(), dtype=np.float32, shape=(grey.height, grey.width)
-            ).astype(np.float64)
-            coefficients = (dct @ pixels @ dct.T)[:8, :8].flatten()
-            bits = coefficients > np.median(coefficients[1:])
-            return digest + np.packbits(bits).tobytes()
+            return digest + facts.phash.encode() + (preview or b"")
 
         return describe
 
@@ -91,11 +80,21 @@ def make_op(workload: str, data: bytes) -> Callable[[], bytes]:
             return image.webpsave_buffer(keep=keep, **WEBP)
         return image.heifsave_buffer(keep=keep, **AVIF)
 
+    # Like the service, render from the stored preview when the output is at most half its
+    # size (proxy/previews.py); it was made once, at upload.
+    first = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    scale = min(width / first.width, height / first.height, 1.0)
+    fit = (round(first.width * scale), round(first.height * scale))
+    if previews:
+        _, preview = metadata.examine(data, allow_svg=False, max_pixels=10**9)
+        if preview is not None:
+            small = pyvips.Image.new_from_buffer(preview, "")
+            if fit[0] * 2 <= small.width and fit[1] * 2 <= small.height:
+                data = preview
+
     def render() -> bytes:
         # The service also opens the header first (sniff + limits) before the thumbnail.
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        scale = min(width / header.width, height / header.height, 1.0)
-        fit = (round(header.width * scale), round(header.height * scale))
         shrink = jpeg_shrink(header, *fit)
         if shrink > 1:  # the service's DCT-scaled decode (proxy.pipeline._jpeg_shrink)
             image = pyvips.Image.new_from_buffer(
@@ -137,6 +136,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--images", default=None, help="folder with the benchmark images")
+    parser.add_argument(
+        "--no-previews", action="store_true", help="render from the original (storage.previews off)"
+    )
     args = parser.parse_args()
 
     os.environ["VIPS_CONCURRENCY"] = str(args.concurrency)
@@ -150,7 +152,7 @@ def main() -> int:
 
     paths = images.ensure(Path(args.images)) if args.images else images.ensure()
     data = paths[RAW[args.workload][0]].read_bytes()
-    op = make_op(args.workload, data)
+    op = make_op(args.workload, data, previews=not args.no_previews)
     latencies: list[list[float]] = [[] for _ in range(args.threads)]
     errors: list[str] = []
     last: list[bytes | None] = [None]
@@ -192,6 +194,7 @@ def main() -> int:
         "workload": args.workload,
         "threads": args.threads,
         "vips_concurrency": args.concurrency,
+        "previews": not args.no_previews,
         "ops": len(ordered),
         "seconds": round(elapsed, 3),
         "ops_per_s": round(len(ordered) / elapsed, 2),

@@ -38,6 +38,7 @@ class StorageConfig:
     endpoint_url: str | None = None
     region: str | None = None
     consistency_s: float = 5.0
+    previews: bool = True
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ _SCHEMA: dict[str, Any] = {
         "endpoint_url": _optional_text,
         "region": _optional_text,
         "consistency_s": _number(0, inclusive=True),
+        "previews": _flag,
     },
     "cache": {
         "memory_mb": _SIZE,

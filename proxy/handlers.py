@@ -113,12 +113,13 @@ async def _store(request: web.Request, chunks: AsyncIterator[bytes]) -> web.Resp
     config = request.app[CONFIG]
     pool = request.app[POOL]
 
-    async def describe(path: Path) -> metadata.Facts:
+    async def describe(path: Path) -> tuple[metadata.Facts, bytes | None]:
         return await pool.run(
-            metadata.describe,
+            metadata.examine,
             path,
             allow_svg=config.sources.allow_svg,
             max_pixels=config.limits.max_pixels,
+            preview=config.storage.previews,
         )
 
     record, created = await request.app[STORE].put(

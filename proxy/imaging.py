@@ -176,6 +176,20 @@ def thumbnail(source: Source, width: int, *, fail_on: str = "truncated", **kwarg
     )
 
 
+def to_srgb(img: pyvips.Image) -> pyvips.Image:
+    """8-bit sRGB, whatever came in (CMYK, 16-bit, grey, with or without a profile)."""
+    if img.get_typeof("icc-profile-data"):
+        try:
+            img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+        except pyvips.Error:
+            pass  # a broken embedded profile must not fail the render: fall back to the tags
+    if img.interpretation != "srgb":
+        img = img.colourspace("srgb")
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    return img
+
+
 def _get(image: pyvips.Image, name: str, default):
     return image.get(name) if image.get_typeof(name) else default
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from . import imaging, ops
+from . import imaging, ops, previews
 from .errors import Unprocessable
 from .imaging import Source
 
@@ -39,14 +39,31 @@ def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
 
     The full decode is what proves the file is not truncated or corrupt before it is stored.
     """
+    return examine(source, allow_svg=allow_svg, max_pixels=max_pixels, preview=False)[0]
+
+
+def examine(
+    source: Source, *, allow_svg: bool, max_pixels: int, preview: bool = True
+) -> tuple[Facts, bytes | None]:
+    """`describe`, plus the encoded preview of a large original (see previews.py) when asked.
+
+    The hash of a large original is taken from its preview's pixels whether or not the
+    preview is kept, so a stored image and the same bytes behind a URL hash alike.
+    """
     source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
+    kept = None
     try:
-        small = _thumbnail(source, imaging.fail_on(header.format))
+        if previews.eligible(header):
+            copy = previews.working_copy(source, header)
+            small = copy.thumbnail_image(_HASH_SIZE, height=_HASH_SIZE, size="force")
+            kept = previews.encode(copy) if preview else None
+        else:
+            small = _thumbnail(source, imaging.fail_on(header.format))
         phash = perceptual_hash(small)
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
-    return Facts(**asdict(header), phash=phash)
+    return Facts(**asdict(header), phash=phash), kept
 
 
 def _thumbnail(source: Source, fail_on: str) -> pyvips.Image:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from . import imaging, ops
+from . import imaging, ops, previews
 from .errors import BadRequest, Unprocessable
 from .imaging import Header, Source
 from .ops import Options
@@ -185,17 +185,7 @@ def _sharpen(img: pyvips.Image, p: Plan) -> pyvips.Image:
 
 
 def _srgb(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    """8-bit sRGB out, whatever came in (CMYK, 16-bit, grey, with or without a profile)."""
-    if img.get_typeof("icc-profile-data"):
-        try:
-            img = img.icc_transform("srgb", embedded=True, intent="perceptual")
-        except pyvips.Error:
-            pass  # a broken embedded profile must not fail the render: fall back to the tags
-    if img.interpretation != "srgb":
-        img = img.colourspace("srgb")
-    if img.format != "uchar":
-        img = img.cast("uchar")
-    return img
+    return imaging.to_srgb(img)
 
 
 def _grayscale(img: pyvips.Image, p: Plan) -> pyvips.Image:
@@ -312,8 +302,10 @@ def render(
     quality: Mapping[str, int],
     max_pixels: int,
     allow_svg: bool = False,
+    preview: Source | None = None,
 ) -> Result:
-    """Turn an original into the derived image `options` describes."""
+    """Turn an original into the derived image `options` describes; from its `preview`
+    (previews.py) when the output is small enough and needs no source pixel coordinates."""
     started = time.perf_counter()
     source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
@@ -323,7 +315,10 @@ def render(
             frames = [_apply_steps(frame, p) for frame in _load_frames(source, header, p)]
             img = _join_frames(frames, header, source)
         else:
-            img = _apply_steps(_load_scaled(source, header, p), p)
+            stand_in = None
+            if p.scaled and not p.crop:
+                stand_in = previews.stand_in(preview, p.scaled, max_pixels=max_pixels)
+            img = _apply_steps(_load_scaled(*(stand_in or (source, header)), p), p)
         processed = time.perf_counter()
         body = imaging.encode(img, p.output_format, p.quality)
     except pyvips.Error as exc:

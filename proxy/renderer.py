@@ -177,6 +177,7 @@ class Renderer:
         return pipeline.render(
             original.data,
             options,
+            preview=original.preview,
             requested_format=requested,
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,

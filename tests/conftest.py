@@ -144,9 +144,9 @@ class ServerProcess:
         self.config_path = tmp / f"config-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg))
         self.log_path = tmp / f"server-{self.port}.log"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith("PROGIMAGE_")
-        } | (env or {})
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PROGIMAGE_")} | (
+            env or {}
+        )
         self.process: subprocess.Popen | None = None
 
     @property

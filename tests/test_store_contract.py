@@ -30,8 +30,8 @@ from proxy.urls import SourceRef
 MAX_BYTES = 10 * 1024 * 1024
 
 
-async def describe(path: Path) -> metadata.Facts:
-    return await asyncio.to_thread(metadata.describe, path, allow_svg=False, max_pixels=71_000_000)
+async def describe(path: Path) -> tuple[metadata.Facts, bytes | None]:
+    return await asyncio.to_thread(metadata.examine, path, allow_svg=False, max_pixels=71_000_000)
 
 
 async def chunks(data: bytes, size: int = 7000) -> AsyncIterator[bytes]:

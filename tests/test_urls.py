@@ -134,9 +134,7 @@ def test_max_dimension_is_configurable() -> None:
 
 
 def test_operations_without_source_for_post() -> None:
-    assert parse_operations("/resize/10x/fmt/png") == Options(
-        mode="resize", width=10, format="png"
-    )
+    assert parse_operations("/resize/10x/fmt/png") == Options(mode="resize", width=10, format="png")
     assert parse_operations("/") == Options()
     with pytest.raises(BadRequest, match="'abc'"):
         parse_operations("/resize/10x/abc")
@@ -173,9 +171,7 @@ options_strategy = st.builds(
     st.booleans(),
     st.none() | st.integers(0, 10**11),
 )  # fmt: skip
-sources = st.sampled_from(
-    [SourceRef("id", ID), SourceRef("url", "https://example.com/a.jpg?x=1")]
-)
+sources = st.sampled_from([SourceRef("id", ID), SourceRef("url", "https://example.com/a.jpg?x=1")])
 
 
 def _valid(o: Options) -> bool:

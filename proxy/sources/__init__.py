@@ -28,6 +28,7 @@ class Original:
     data: bytes | Path
     identity: str  # what the ETag is derived from: the id, or the URL plus its validator
     tag: str  # the Cache-Tag / Surrogate-Key for CDN purges
+    preview: bytes | Path | None = None  # a small working copy (see previews.py), if kept
 
 
 class Source(Protocol):
@@ -83,8 +84,9 @@ async def started(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, 
     return chunks
 
 
-# Checks an upload spooled to a local file: raises (415, 422…) or returns its facts.
-Describe = Callable[[Path], Awaitable[Facts]]
+# Checks an upload spooled to a local file: raises (415, 422…) or returns its facts and,
+# for a large original, the encoded preview to keep beside it (previews.py).
+Describe = Callable[[Path], Awaitable[tuple[Facts, bytes | None]]]
 
 
 class Store(Protocol):
@@ -204,7 +206,7 @@ async def ingest(
     durable: bool,
     describe: Describe,
     existing: Callable[[str], Awaitable[Record | None]],
-    commit: Callable[[Path, Record], Awaitable[None]],
+    commit: Callable[[Path, Record, bytes | None], Awaitable[None]],
 ) -> tuple[Record, bool]:
     """The upload flow every store shares: spool through SHA-256 to a temp file, return the
     stored record if those bytes are there already, else check them and commit.
@@ -218,9 +220,9 @@ async def ingest(
         found = await existing(image_id)
         if found is not None:
             return found, False
-        facts = await describe(tmp)
+        facts, preview = await describe(tmp)
         record = Record(id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict())
-        await commit(tmp, record)
+        await commit(tmp, record, preview)
         return record, True
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -20,8 +20,9 @@ BLOB_RE = re.compile(r"^[a-z]+/[0-9a-f]{32}$")
 
 
 class LocalStore:
-    """Originals under `root/originals/ab/<id>` with `<id>.json` beside; uploads land in
-    `root/tmp` first and appear only through an atomic rename, after they were checked."""
+    """Originals under `root/originals/ab/<id>` with `<id>.json` (and, for large ones, the
+    `<id>.preview` working copy) beside; uploads land in `root/tmp` first and appear only
+    through an atomic rename, after they were checked."""
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
@@ -46,6 +47,9 @@ class LocalStore:
     def _meta_path(self, image_id: str) -> Path:
         return self.originals / image_id[:2] / f"{image_id}.json"
 
+    def _preview_path(self, image_id: str) -> Path:
+        return self.originals / image_id[:2] / f"{image_id}.preview"
+
     async def close(self) -> None:
         pass
 
@@ -60,7 +64,13 @@ class LocalStore:
     async def fetch(self, ref: SourceRef) -> Original:
         if not self._exists(ref.value):
             raise NotFound(f"no image with id {ref.value}")
-        return Original(self.path(ref.value), identity=ref.value, tag=ref.value)
+        preview = self._preview_path(ref.value)
+        return Original(
+            self.path(ref.value),
+            identity=ref.value,
+            tag=ref.value,
+            preview=preview if preview.is_file() else None,
+        )
 
     async def record(self, image_id: str) -> Record:
         if not ID_RE.match(image_id) or not self._exists(image_id):
@@ -83,26 +93,35 @@ class LocalStore:
         async def existing(image_id: str) -> Record | None:
             return await self.record(image_id) if self._exists(image_id) else None
 
-        async def commit(tmp: Path, record: Record) -> None:
-            await asyncio.to_thread(self._commit, tmp, record)
+        async def commit(tmp: Path, record: Record, preview: bytes | None) -> None:
+            await asyncio.to_thread(self._commit, tmp, record, preview)
 
         return await ingest(
             chunks, self.tmp, max_bytes=max_bytes, durable=True, describe=describe,
             existing=existing, commit=commit,
         )  # fmt: skip
 
-    def _commit(self, tmp: Path, record: Record) -> None:
+    def _commit(self, tmp: Path, record: Record, preview: bytes | None) -> None:
         final = self.path(record.id)
         final.parent.mkdir(exist_ok=True)
-        meta_tmp = self.tmp / f"{os.getpid()}-{record.id}.{uuid.uuid4().hex}.json"
-        with open(meta_tmp, "w") as f:
-            json.dump(asdict(record), f)
-            f.flush()
-            os.fsync(f.fileno())
-        # Metadata first: the original's rename is the commit point that makes it visible.
-        os.replace(meta_tmp, self._meta_path(record.id))
+        # Sidecars first: the original's rename is the commit point that makes it visible.
+        self._write_durably(self._meta_path(record.id), json.dumps(asdict(record)).encode())
+        if preview is not None:
+            self._write_durably(self._preview_path(record.id), preview)
         os.replace(tmp, final)
         _sync_dir(final.parent)
+
+    def _write_durably(self, path: Path, data: bytes) -> None:
+        """Whole or not at all: a temp file, fsynced, renamed over `path`."""
+        tmp = self.tmp / f"{os.getpid()}-{path.name}.{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     async def list(self, *, limit: int, after: str | None) -> list[Record]:
         ids = await asyncio.to_thread(self._ids_after, after, limit)
@@ -132,8 +151,9 @@ class LocalStore:
         await asyncio.to_thread(self._delete, image_id)
 
     def _delete(self, image_id: str) -> None:
-        self.path(image_id).unlink(missing_ok=True)
+        self.path(image_id).unlink(missing_ok=True)  # first: the id is gone from here on
         self._meta_path(image_id).unlink(missing_ok=True)
+        self._preview_path(image_id).unlink(missing_ok=True)
 
     async def open_range(self, image_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         if not ID_RE.match(image_id):

@@ -194,7 +194,8 @@ class S3Store:
             self._remember(image_id, found)
             return found
 
-        async def commit(tmp: Path, record: Record) -> None:
+        async def commit(tmp: Path, record: Record, preview: bytes | None) -> None:
+            # Previews are kept by the local store only: here a render downloads the original.
             await self._upload(tmp, record)
             self._remember(record.id, record)
 

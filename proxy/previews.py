@@ -1,0 +1,83 @@
+"""Previews: a small working copy kept beside each large original.
+
+Most derived images are far smaller than their originals (thumbnails, srcset widths of a
+camera photo). Even with shrink-on-load, a 12-megapixel JPEG costs its whole entropy decode
+on every render (~25 ms of W1's ~30 ms in `make bench`). So at upload, when the original is
+decoded anyway to check it and hash it, we keep an upright 8-bit sRGB copy at most EDGE
+pixels on a side; renders whose output is at most half its size read that instead.
+
+A render from the preview is as close to a reference made from the fully decoded original as
+the render from the original itself (tests/test_previews.py): both are reductions of the same
+pixels, and the preview's own JPEG loss vanishes in the further 2x (or more) reduction.
+"""
+
+from __future__ import annotations
+
+import pyvips
+
+from . import imaging
+from .errors import ProxyError
+from .imaging import Header, Source
+
+EDGE = 1024  # the preview fits in EDGE x EDGE…
+DCT_EDGE = 768  # …but a JPEG's DCT-scaled decode whose long side is at least this is kept as is
+MIN_EDGE = 2 * EDGE  # smaller originals decode fast enough on their own
+# Single-frame formats a preview can stand in for (animations keep every frame).
+FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "avif", "heic"})
+# Measured on W1's photograph: a Q85 preview is ~225 KB for 12 MP, and W1 renders from it differ
+# from renders of the original by 1.6 levels in 255 on average (Q92: 380 KB, 1.4 levels).
+JPEG_QUALITY = 85
+WEBP_QUALITY = 85
+
+
+def eligible(header: Header) -> bool:
+    return (
+        header.pages == 1
+        and header.format in FORMATS
+        and max(header.width, header.height) >= MIN_EDGE
+    )
+
+
+def working_copy(source: Source, header: Header) -> pyvips.Image:
+    """The preview's pixels, in memory: one shrink-on-load decode of the whole original."""
+    fail_on = imaging.fail_on(header.format)
+    shrink = _dct_shrink(header)
+    if shrink > 1:
+        img = imaging.open_image(source, shrink=shrink, fail_on=fail_on).autorot()
+        if max(img.width, img.height) > EDGE:
+            img = img.thumbnail_image(EDGE, height=EDGE)
+    else:
+        img = imaging.thumbnail(source, EDGE, height=EDGE, fail_on=fail_on)
+    return imaging.to_srgb(img).copy_memory()
+
+
+def _dct_shrink(header: Header) -> int:
+    """The largest JPEG DCT scale whose decode keeps a long side of DCT_EDGE or more."""
+    if header.format != "jpeg":
+        return 1
+    edge = max(header.width, header.height)
+    return next((s for s in (8, 4, 2) if edge // s >= DCT_EDGE), 1)
+
+
+def encode(img: pyvips.Image) -> bytes:
+    keep = pyvips.enums.ForeignKeep.NONE
+    if img.hasalpha():
+        # Lossless alpha: edges of cut-outs must not shift between preview and original.
+        return img.webpsave_buffer(Q=WEBP_QUALITY, alpha_q=100, effort=2, keep=keep)
+    return img.jpegsave_buffer(Q=JPEG_QUALITY, keep=keep, optimize_coding=True)
+
+
+def stand_in(
+    preview: Source | None, scaled: tuple[int, int], *, max_pixels: int
+) -> tuple[Source, Header] | None:
+    """The preview and its header when it has at least twice the pixels of `scaled` on each
+    side (an upright size), else None. A preview that cannot be read is simply not used."""
+    if preview is None:
+        return None
+    try:
+        header, _ = imaging.read_header(preview, allow_svg=False, max_pixels=max_pixels)
+    except ProxyError:
+        return None
+    if scaled[0] * 2 <= header.width and scaled[1] * 2 <= header.height:
+        return preview, header
+    return None
