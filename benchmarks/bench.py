@@ -15,7 +15,8 @@ Workloads (photographs, see benchmarks/images.py):
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
 W1, W2 and W7 render from the preview the service keeps of large originals (proxy/previews.py);
 so does their raw counterpart, which gets the same preview bytes.
-Then a memory check: W1 at 16 connections; peak RSS, and RSS 10 s after the load vs idle.
+Then a memory check: W1's transform of 24 MP JPEGs at 16 connections, previews off (each
+render decodes the whole original); peak RSS, and RSS 10 s after the load vs idle.
 
 The GET workloads that render (W1-W4, W7) spread their requests over 64 stored copies of the
 original that differ only in a JPEG COM / PNG tEXt comment (same pixels, same work; see
@@ -32,6 +33,9 @@ Knobs (environment):
   BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
   BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
   BENCH_NO_RAW=1        service only
+  BENCH_PEERS           peers measured in the same run on W1-W4 (thumbor,ipx; empty = none);
+                        installed on first use under BENCH_PEERS_DIR (default: BENCH_DIR,
+                        /tmp/progimage-bench, where the photographs are made too)
   BENCH_QUIET_WAIT (10) BENCH_QUIET_MAX (15) BENCH_NOISY_MAX (25) BENCH_RETRIES (1)
   BENCH_BUDGET (420)    noise control: wait for a quiet machine, retry a run that shared the
                         CPU, keep the cleanest attempt; no waits or retries past the budget (s)
@@ -48,7 +52,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +71,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import images  # noqa: E402
+import peers  # noqa: E402
+from process_group import ProcessGroup  # noqa: E402
 
 NCPU = os.cpu_count() or 1
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -104,6 +109,7 @@ QUIET_MAX = env_float("BENCH_QUIET_MAX", 15)
 NOISY_MAX = env_float("BENCH_NOISY_MAX", 25)
 RETRIES = int(env_float("BENCH_RETRIES", 1))
 BUDGET = env_float("BENCH_BUDGET", 420)
+PEERS = env_list("BENCH_PEERS", "thumbor,ipx")
 STARTED = time.monotonic()
 
 
@@ -244,13 +250,13 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
-class Service:
+class Service(ProcessGroup):
     """`progimage serve` in its own session (process group), stopped by that group id."""
 
     def __init__(
         self, workdir: Path, store: Path, *, memory_mb: int, previews: bool = True
     ) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         extra = json.loads(os.environ.get("BENCH_CONFIG") or "{}")
         self.config = merge(
             {
@@ -265,54 +271,24 @@ class Service:
         self.processes = 1 if workers == 1 else workers + 1
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
 
     def start(self) -> Service:
-        name = f"service-{self.port}"
-        config = self.workdir / f"{name}.yaml"
+        self.name = f"service-{self.port}"
+        config = self.workdir / f"{self.name}.yaml"
         config.write_text(json.dumps(self.config))  # JSON is YAML
         command = os.environ.get("BENCH_SERVICE_CMD") or str(REPO / ".venv/bin/progimage")
-        argv = [*shlex.split(command), "serve", "--config", str(config), "--port", str(self.port)]
-        self.log_path = self.workdir / f"{name}.log"
-        with open(self.log_path, "wb") as output:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                argv, cwd=self.workdir, start_new_session=True, stdout=output,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
-                    if r.status == 200 and len(tree(self.proc.pid)) >= self.processes:
-                        time.sleep(0.5)  # let every worker reach its accept loop
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the service did not answer /health: {self.log_tail()}")
+        self.launch([*shlex.split(command), "serve", "--config", str(config),
+                     "--port", str(self.port)])  # fmt: skip
 
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
+        def ready() -> bool:
+            with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
+                if r.status == 200 and len(tree(self.pid)) >= self.processes:
+                    time.sleep(0.5)  # let every worker reach its accept loop
+                    return True
+            return False
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        self.wait_ready(ready, 60)
+        return self
 
     def upload(self, data: bytes) -> str:
         request = urllib.request.Request(self.base + "/images", data=data, method="PUT")
@@ -581,17 +557,67 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
             one(service, workload, ids)
         finally:
             service.stop()
+    compared = [w for w in workloads if w.key in peers.TRANSFORMS]
+    if PEERS and compared:
+        measure_peers(compared, workdir, paths, results)
     memory = None
     if os.environ.get("BENCH_MEMCHECK", "1") != "0" and "W1" in wanted:
         memory = memory_check(workdir, store, paths)
     return {"workloads": results, "memory_check": memory}
 
 
+def measure_peers(
+    workloads: list[Workload], workdir: Path, paths: dict[str, Path], results: dict[str, dict]
+) -> None:
+    """thumbor and ipx on the same photographs, rotations and wrk settings (see peers.py)."""
+    root = images.IMAGES.parent
+    installs = Path(os.environ.get("BENCH_PEERS_DIR") or root)
+    names = peers.copies(paths, root / "peer-images", COPIES, images.tagged)
+    for name in PEERS:
+        first = workloads[0]
+        try:
+            if name == "thumbor":
+                ports = [free_port() for _ in range(1 + NCPU)]
+                peer = peers.thumbor_lb(installs, workdir, root / "peer-images", ports, NCPU)
+                route = peers.thumbor_path
+            elif name == "ipx":
+                peer = peers.ipx(installs, workdir, root / "peer-images", free_port())
+                route = peers.ipx_path
+            else:
+                raise ValueError(f"unknown peer {name!r} (BENCH_PEERS: thumbor,ipx)")
+            peer.start(route(first.key, names[first.image][0]))
+        except Exception as exc:  # a peer that cannot run is reported, the bench goes on
+            log(f"peer {name} unavailable: {exc}")
+            for workload in workloads:
+                results[workload.key].setdefault("peers", {})[name] = {"error": str(exc)[:500]}
+            continue
+        try:
+            for workload in workloads:
+                urls = [route(workload.key, n) for n in names[workload.image]]
+                log(f"{workload.key} {name}: {urls[0]}")
+                assert workload.expect is not None
+                entry = {"check": check_output(peer.base + urls[0], workload.expect)}
+                entry.update(load(peer, workload, urls, workdir, CONNS))  # type: ignore[arg-type]
+                cpu = entry["service_cpu_ms_per_req"]
+                log(f"  {name}: {entry['req_s']} req/s p50 {entry['p50_ms']} ms cpu {cpu} "
+                    f"ms/req other {entry['other_cpu_pct']}%")  # fmt: skip
+                results[workload.key].setdefault("peers", {})[name] = entry
+        finally:
+            peer.stop()
+    for key, entry in results.items():
+        # W1o and W2o (from the original) are compared with the same peer runs as W1 and W2.
+        measured = (results.get(key.removesuffix("o")) or {}).get("peers") or {}
+        rates = [p["req_s"] for p in measured.values() if p.get("req_s") and p["check"]["ok"]]
+        if rates:
+            entry["vs_best_peer"] = round(entry["service"]["req_s"] / max(rates), 3)
+
+
 def memory_check(workdir: Path, store: Path, paths: dict[str, Path]) -> dict:
     """W1's transform of 24-megapixel JPEGs at 16 connections on a fresh service: idle RSS,
-    peak, and RSS 10 s after the load."""
+    peak, and RSS 10 s after the load. Previews off: every render decodes a 24 MP original,
+    the most memory a render of these can take."""
     workload = WORKLOADS[0]
-    service = Service(workdir, store, memory_mb=0).start()
+    service = Service(workdir, store.with_name("store-huge"), memory_mb=0, previews=False).start()
     try:
         ids = service.upload_copies(paths["huge"], COPIES)  # stored already: no render
         time.sleep(2)
@@ -655,7 +681,8 @@ def environment() -> dict:
 
 HEADER = ["workload", "req/s", "p50 ms", "p99 ms", "errors", "503", "peak RSS MB",
           "CPU ms/req", "other CPU %", "best raw ops/s", "raw config", "raw CPU ms/op",
-          "service ÷ raw", "CPU raw ÷ service"]  # fmt: skip
+          "service ÷ raw", "CPU raw ÷ service", "thumbor req/s", "ipx req/s",
+          "service ÷ best peer"]  # fmt: skip
 
 
 def rows(report: dict) -> list[list[str]]:
@@ -680,8 +707,40 @@ def rows(report: dict) -> list[list[str]]:
             f"{best['cpu_ms_per_op']}" if best else "–",
             f"{entry['ratio']:.2f}" if "ratio" in entry else "–",
             f"{entry['cpu_ratio']:.2f}" if "cpu_ratio" in entry else "–",
+            *(_peer_cell(report, workload.key, name) for name in ("thumbor", "ipx")),
+            f"{entry['vs_best_peer']:.2f}" if "vs_best_peer" in entry else "–",
         ])  # fmt: skip
     return out
+
+
+def _peer_cell(report: dict, key: str, name: str) -> str:
+    own = report["workloads"].get(key.removesuffix("o")) or {}
+    run = (own.get("peers") or {}).get(name)
+    if not run:
+        return "–"
+    if "error" in run:
+        return "n/a"
+    return f"{run['req_s']:.1f}{'' if run['check']['ok'] else ' MISMATCH'}"
+
+
+def peer_rows(report: dict) -> list[list[str]]:
+    out = []
+    for key, entry in report["workloads"].items():
+        for name, run in (entry.get("peers") or {}).items():
+            if "error" in run:
+                out.append([key, name, "unavailable: " + run["error"][:80], *["–"] * 6])
+                continue
+            out.append([
+                key, name, f"{run['req_s']:.1f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
+                str(run["errors"]), f"{run['service_cpu_ms_per_req']}", f"{run['peak_rss_mb']:.0f}",
+                run["check"].get("output", run["check"].get("detail", ""))
+                + ("" if run["check"]["ok"] else " MISMATCH"),
+            ])  # fmt: skip
+    return out
+
+
+PEER_HEADER = ["workload", "peer", "req/s", "p50 ms", "p99 ms", "errors", "CPU ms/req",
+               "peak RSS MB", "output"]  # fmt: skip
 
 
 def markdown(report: dict) -> str:
@@ -701,11 +760,24 @@ def markdown(report: dict) -> str:
         "|" + "---|" * len(HEADER),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
+    measured = peer_rows(report)
+    if measured:
+        lines += [
+            "",
+            "Peers in the same run (benchmarks/peers.py: "
+            + ", ".join(report["environment"].get("peers", {}).values())
+            + "; same photographs, same 64-copy rotation, same wrk settings):",
+            "",
+            "| " + " | ".join(PEER_HEADER) + " |",
+            "|" + "---|" * len(PEER_HEADER),
+        ]
+        lines += ["| " + " | ".join(r) + " |" for r in measured]
     memory = report.get("memory_check")
     if memory:
         lines += [
             "",
-            f"Memory check (W1's transform of 24 MP JPEGs, {memory['connections']} connections): "
+            f"Memory check (W1's transform of 24 MP JPEGs, previews off, {memory['connections']} "
+            "connections): "
             f"idle {memory['idle_rss_mb']} MB, peak {memory['peak_rss_mb']} MB, "
             f"10 s after the load {memory['rss_10s_after_mb']} MB "
             f"({memory['growth_after_mb']:+} MB vs idle); {memory['req_s']} req/s, "
@@ -730,10 +802,17 @@ def markdown(report: dict) -> str:
 
 
 def table(report: dict) -> str:
-    data = [HEADER, *rows(report)]
-    widths = [max(len(r[i]) for r in data) for i in range(len(HEADER))]
-    text = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in data]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    def aligned(header: list[str], body: list[list[str]]) -> list[str]:
+        data = [header, *body]
+        widths = [max(len(r[i]) for r in data) for i in range(len(header))]
+        text = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in data]
+        text.insert(1, "  ".join("-" * w for w in widths))
+        return text
+
+    text = aligned(HEADER, rows(report))
+    measured = peer_rows(report)
+    if measured:
+        text += ["", "peers, same run:", *aligned(PEER_HEADER, measured)]
     return "\n".join(text)
 
 
@@ -747,6 +826,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=images.IMAGES.parent))
     try:
         report = {"environment": environment(), **measure(workloads, workdir)}
+        installs = os.environ.get("BENCH_PEERS_DIR") or images.IMAGES.parent
+        report["environment"]["peers"] = peers.versions(Path(installs))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -92,14 +92,23 @@ def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[]
             if fit[0] * 2 <= small.width and fit[1] * 2 <= small.height:
                 data = preview
 
+    # Loaders by name, as the service calls them (no probe of every loader per open).
+    loader = "jpegload_buffer" if data[:3] == b"\xff\xd8\xff" else None
+
     def render() -> bytes:
         # The service also opens the header first (sniff + limits) before the thumbnail.
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        header = (
+            pyvips.Operation.call(loader, data, access="sequential")
+            if loader
+            else pyvips.Image.new_from_buffer(data, "", access="sequential")
+        )
         shrink = jpeg_shrink(header, *fit)
-        if shrink > 1:  # the service's DCT-scaled decode (proxy.pipeline._jpeg_shrink)
-            image = pyvips.Image.new_from_buffer(
-                data, "", access="sequential", shrink=shrink, fail_on="truncated"
-            ).thumbnail_image(fit[0], height=fit[1], size="force")
+        if loader and shrink > 1:  # the service's DCT-scaled decode (pipeline._jpeg_shrink)
+            image = pyvips.Operation.call(
+                loader, data, access="sequential", shrink=shrink, fail_on="truncated"
+            )
+            if (image.width, image.height) != fit:
+                image = image.thumbnail_image(fit[0], height=fit[1], size="force")
         else:
             image = pyvips.Image.thumbnail_buffer(data, width, height=height, fail_on="truncated")
         return save(image)

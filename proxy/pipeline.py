@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyvips
 
 from . import imaging, ops, previews
-from .errors import BadRequest, Unprocessable
+from .errors import BadRequest, ProxyError, Unprocessable
 from .imaging import Header, Source
 from .ops import Options
 
@@ -234,9 +234,14 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
             # Orientation other than 1 rotates the decoded pixels: that needs random access.
             access = "random" if random_access or header.orientation != 1 else "sequential"
             img = imaging.open_image(
-                source, access=access, shrink=shrink, fail_on=imaging.fail_on(header.format)
+                source,
+                header.format,
+                access=access,
+                shrink=shrink,
+                fail_on=imaging.fail_on(header.format),
             ).autorot()
-            img = img.thumbnail_image(width, height=height, size="force")
+            if (img.width, img.height) != (width, height):  # a 1/2 decode of 1600 px is 800
+                img = img.thumbnail_image(width, height=height, size="force")
             return img.copy_memory() if random_access else img
         img = imaging.thumbnail(
             source, width, height=height, size="force", fail_on=imaging.fail_on(header.format)
@@ -246,7 +251,7 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
         return img.copy_memory() if random_access else img
     access = "random" if random_access else "sequential"
     img = imaging.open_image(
-        source, access=access, fail_on=imaging.fail_on(header.format)
+        source, header.format, access=access, fail_on=imaging.fail_on(header.format)
     ).autorot()
     if p.crop:
         img = img.extract_area(*p.crop)
@@ -280,7 +285,7 @@ def _resize_exact(img: pyvips.Image, width: int, height: int) -> pyvips.Image:
 def _load_frames(source: Source, header: Header, p: Plan) -> list[pyvips.Image]:
     """Every frame of an animation as its own image, cropped and scaled."""
     whole = imaging.open_image(
-        source, n=-1, access="sequential", fail_on=imaging.fail_on(header.format)
+        source, header.format, n=-1, access="sequential", fail_on=imaging.fail_on(header.format)
     )
     page_height = whole.get("page-height") if whole.get_typeof("page-height") else header.height
     frames = []
@@ -310,15 +315,23 @@ def render(
     source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
     p = plan(header, options, requested_format, quality)
+    if not p.animated and p.scaled and not p.crop:
+        stand_in = previews.stand_in(preview, header, p.scaled)
+        if stand_in is not None:
+            try:
+                return _render(*stand_in, p, started)
+            except ProxyError:
+                pass  # a damaged preview: the original is still there
+    return _render(source, header, p, started)
+
+
+def _render(source: Source, header: Header, p: Plan, started: float) -> Result:
     try:
         if p.animated:
             frames = [_apply_steps(frame, p) for frame in _load_frames(source, header, p)]
             img = _join_frames(frames, header, source)
         else:
-            stand_in = None
-            if p.scaled and not p.crop:
-                stand_in = previews.stand_in(preview, p.scaled, max_pixels=max_pixels)
-            img = _apply_steps(_load_scaled(*(stand_in or (source, header)), p), p)
+            img = _apply_steps(_load_scaled(source, header, p), p)
         processed = time.perf_counter()
         body = imaging.encode(img, p.output_format, p.quality)
     except pyvips.Error as exc:
@@ -347,7 +360,7 @@ def _apply_steps(img: pyvips.Image, p: Plan) -> pyvips.Image:
 
 
 def _join_frames(frames: list[pyvips.Image], header: Header, source: Source) -> pyvips.Image:
-    first = imaging.open_image(source, access="sequential")
+    first = imaging.open_image(source, header.format, access="sequential")
     joined = pyvips.Image.arrayjoin(frames, across=1).copy()
     joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
     for name in ("delay", "loop", "gif-loop"):

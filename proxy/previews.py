@@ -43,7 +43,7 @@ def working_copy(source: Source, header: Header) -> pyvips.Image:
     fail_on = imaging.fail_on(header.format)
     shrink = _dct_shrink(header)
     if shrink > 1:
-        img = imaging.open_image(source, shrink=shrink, fail_on=fail_on).autorot()
+        img = imaging.open_image(source, "jpeg", shrink=shrink, fail_on=fail_on).autorot()
         if max(img.width, img.height) > EDGE:
             img = img.thumbnail_image(EDGE, height=EDGE)
     else:
@@ -68,16 +68,17 @@ def encode(img: pyvips.Image) -> bytes:
 
 
 def stand_in(
-    preview: Source | None, scaled: tuple[int, int], *, max_pixels: int
+    preview: Source | None, original: Header, scaled: tuple[int, int]
 ) -> tuple[Source, Header] | None:
     """The preview and its header when it has at least twice the pixels of `scaled` on each
     side (an upright size), else None. A preview that cannot be read is simply not used."""
     if preview is None:
         return None
+    fmt = "webp" if original.has_alpha else "jpeg"  # as encode() wrote it
     try:
-        header, _ = imaging.read_header(preview, allow_svg=False, max_pixels=max_pixels)
+        image = imaging.open_image(preview, fmt, access="sequential")
     except ProxyError:
         return None
-    if scaled[0] * 2 <= header.width and scaled[1] * 2 <= header.height:
-        return preview, header
-    return None
+    if scaled[0] * 2 > image.width or scaled[1] * 2 > image.height:
+        return None
+    return preview, Header(fmt, image.width, image.height, 1, image.bands, original.has_alpha, 1)

@@ -159,11 +159,15 @@ async def test_previews_off_keeps_none(app_client, make_config, large_jpeg) -> N
 
 async def test_a_broken_preview_falls_back_to_the_original(client, config, large_jpeg) -> None:
     image_id = await upload(client, large_jpeg)
-    preview_file(Path(config.storage.path), image_id).write_bytes(b"\xff\xd8\xff not a jpeg")
-    response = await client.get(f"/resize/300x300/{image_id}")
-    assert response.status == 200
-    out = decode(await response.read())
-    assert (out.width, out.height) == (300, 200) and mean_rgb(out)[1] > 40
+    path = preview_file(Path(config.storage.path), image_id)
+    whole = path.read_bytes()
+    # Garbage, then a preview cut short: its header reads, its pixels do not.
+    for width, damaged in ((300, b"\xff\xd8\xff not a jpeg"), (270, whole[: len(whole) // 2])):
+        path.write_bytes(damaged)
+        response = await client.get(f"/resize/{width}x{width}/{image_id}")  # not a cache hit
+        assert response.status == 200
+        out = decode(await response.read())
+        assert out.width == width and mean_rgb(out)[1] > 40
 
 
 async def test_delete_removes_the_preview(client, config, large_jpeg) -> None:
