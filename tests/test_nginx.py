@@ -278,6 +278,8 @@ def test_fmt_auto_caches_each_accept_class_separately(stack: Stack, image_id: st
         (FIREFOX_ACCEPT, avif.body),
         ("image/avif;q=0.9, image/webp;q=0.8", avif.body),
         (WEBP_ONLY, webp.body),
+        ("image/avif;q=0, image/webp", webp.body),  # q=0 refuses AVIF
+        ("image/avif; q=0.0, image/webp;q=0, image/jpeg", jpeg.body),
         ("image/webp", webp.body),
         (JPEG_ONLY, jpeg.body),
         ("*/*", jpeg.body),
@@ -374,6 +376,9 @@ def test_upstream_gets_the_path_as_sent_and_a_canonical_accept(
             ("/resize/10x/https://example.com//images/a.jpg?w=1&h=2", None, None),
             ("/fmt/auto/https://example.com/a.jpg", CHROME_ACCEPT, "image/avif,image/webp,*/*"),
             ("/fmt/auto/https://example.com/a.jpg", "image/webp;q=0.9, */*", "image/webp,*/*"),
+            ("/fmt/auto/https://example.com/a.jpg", "image/avif;q=0.5", "image/avif,image/webp,*/*"),
+            ("/fmt/auto/https://example.com/a.jpg", "image/avif;q=0, image/webp", "image/webp,*/*"),
+            ("/fmt/auto/https://example.com/a.jpg", "image/avif;q=0.000,image/webp; q=0", "*/*"),
             ("/fmt/auto/https://example.com/a.jpg", "text/html", "text/html"),
             # Names the formats in a way neither nginx nor the service reads as accepting them:
             # the service is sent a plain */*, so the `other` entry cannot end up AVIF.
