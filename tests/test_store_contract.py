@@ -161,6 +161,40 @@ async def test_fetch_gives_a_renderable_original(store, jpeg_bytes):
         await store.fetch(SourceRef("id", "0" * 32))
 
 
+@pytest.fixture(scope="module")
+def large_jpeg() -> bytes:
+    photo = pyvips.Image.new_from_file(str(Path(__file__).parent / "images" / "photo.jpg"))
+    return photo.resize(2400 / photo.width).jpegsave_buffer(Q=85)
+
+
+def as_bytes(data: bytes | Path) -> bytes:
+    return data if isinstance(data, bytes) else data.read_bytes()
+
+
+async def preview_kept(store: Store, image: str) -> bool:
+    """Whether the store still holds a preview for `image` (asked beneath the interface)."""
+    if isinstance(store, LocalStore):
+        return store._preview_path(image).exists()
+    return await store.get_blob(f"previews/{image}") is not None
+
+
+async def test_a_large_original_comes_with_its_preview_and_goes_with_it(
+    store, large_jpeg, jpeg_bytes
+):
+    record, _ = await put(store, large_jpeg)
+    original = await store.fetch(SourceRef("id", record.id))
+    assert original.preview is not None
+    preview = pyvips.Image.new_from_buffer(as_bytes(original.preview), "")
+    assert (preview.width, preview.height) == (1024, 682)
+    small, _ = await put(store, jpeg_bytes)  # 400x300: no preview
+    assert (await store.fetch(SourceRef("id", small.id))).preview is None
+
+    await store.delete(record.id)
+    assert not await preview_kept(store, record.id)
+    await put(store, large_jpeg)  # stored again: so is its preview
+    assert await preview_kept(store, record.id)
+
+
 async def test_delete_removes_everything(store, jpeg_bytes):
     record, _ = await put(store, jpeg_bytes)
     await store.delete(record.id)

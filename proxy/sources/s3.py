@@ -2,11 +2,13 @@
 
 Layout: `{prefix}originals/{id}` holds the exact bytes of an original, with its facts (format,
 size, phash…) as object metadata (`x-amz-meta-*`), so listing and `/info` never decode and
-there is no second object to keep in step; `{prefix}sources/{hash}` holds remote sources
-shared between nodes (`cache.sources_in_store`). Uploads are spooled to a local temp file
-through SHA-256, checked, then written with one PUT (multipart above PART bytes): an object
-appears whole or not at all, and two nodes storing the same bytes write the same key with the
-same content, so concurrent identical uploads cannot corrupt it.
+there is no second object to keep in step; `{prefix}previews/{id}` the preview of a large
+original (previews.py), written before the original and deleted after it;
+`{prefix}sources/{hash}` holds remote sources shared between nodes (`cache.sources_in_store`).
+Uploads are spooled to a local temp file through SHA-256, checked, then written with one PUT
+(multipart above PART bytes): an object appears whole or not at all, and two nodes storing the
+same bytes write the same key with the same content, so concurrent identical uploads cannot
+corrupt it.
 
 Existence (positive and negative) is remembered in process for `storage.consistency_s`
 seconds: that is the bound on how long another node may still serve an id deleted here.
@@ -28,8 +30,10 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
+from .. import previews
 from ..config import StorageConfig
 from ..errors import NotFound, ProxyError
+from ..imaging import Header
 from ..urls import ID_RE, SourceRef
 from . import Blob, Describe, Original, Record, ingest, started
 from .local import BLOB_RE, _writer_alive
@@ -165,10 +169,29 @@ class S3Store:
         return await started(_stream(response["Body"]))
 
     async def fetch(self, ref: SourceRef) -> Original:
-        response = await self._get(ref.value)
+        """The original, and with it (both GETs at once) the preview its facts say it may
+        have: a render that can use the preview then decodes ~8x fewer bytes."""
+        record = await self.record(ref.value)
+        original, preview = await asyncio.gather(self._download(ref.value), self._preview(record))
+        return Original(original, identity=ref.value, tag=ref.value, preview=preview)
+
+    async def _download(self, image_id: str) -> bytes:
+        response = await self._get(image_id)
         async with response["Body"] as body:
-            data = await self._guard(body.read())
-        return Original(data, identity=ref.value, tag=ref.value)
+            return await self._guard(body.read())
+
+    async def _preview(self, record: Record) -> bytes | None:
+        header = Header(
+            record.format, record.width, record.height, record.pages, record.bands,
+            record.has_alpha, record.orientation,
+        )  # fmt: skip
+        if not previews.eligible(header):
+            return None
+        try:
+            blob = await self.get_blob(_preview_name(record.id))
+        except ProxyError:
+            return None  # renders fall back to the original
+        return blob.data if blob is not None else None
 
     async def _get(self, image_id: str, **kwargs: Any) -> dict[str, Any]:
         if not ID_RE.match(image_id):
@@ -195,7 +218,8 @@ class S3Store:
             return found
 
         async def commit(tmp: Path, record: Record, preview: bytes | None) -> None:
-            # Previews are kept by the local store only: here a render downloads the original.
+            if preview is not None:  # first: a visible original has its preview already
+                await self.put_blob(_preview_name(record.id), preview, {})
             await self._upload(tmp, record)
             self._remember(record.id, record)
 
@@ -243,6 +267,11 @@ class S3Store:
             raise NotFound(f"no image with id {image_id}")
         await self._call("delete_object", Bucket=self.bucket, Key=self._key(image_id))
         self._remember(image_id, None)
+        # After the original: a preview without it is never read. Deleting a key that does
+        # not exist succeeds in S3.
+        await self._call(
+            "delete_object", Bucket=self.bucket, Key=self.prefix + _preview_name(image_id)
+        )
 
     # --- listing
 
@@ -319,6 +348,10 @@ class S3Store:
         except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("object store unreachable: %r", exc)
             raise StoreUnavailable() from exc
+
+
+def _preview_name(image_id: str) -> str:
+    return f"previews/{image_id}"
 
 
 async def _stream(body: Any) -> AsyncGenerator[bytes, None]:
