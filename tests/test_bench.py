@@ -1,5 +1,5 @@
 """`make bench` keeps working: benchmarks/bench.py on a tiny workload against the real service
-and the peers (thumbor, ipx: installed on first use, ~1 min).
+and thumbor (installed on first use, under a minute).
 
 No timing is asserted (speed is what `make bench` reports, on a quiet machine): only that the
 script starts the service, loads it with wrk, checks the outputs, runs the raw loop and writes
@@ -49,8 +49,9 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
         "BENCH_MEMCHECK": "0",
         "BENCH_QUIET_WAIT": "0",
         "BENCH_RETRIES": "0",
-        # The peers on W1 too: installed once per machine, shared with `make bench`.
-        "BENCH_PEERS": "thumbor,ipx",
+        # A peer on W1 too (thumbor: pip only; ipx would need Node from apt on a bare machine),
+        # installed once per machine and shared with `make bench`.
+        "BENCH_PEERS": "thumbor",
         "BENCH_PEERS_DIR": os.environ.get("BENCH_PEERS_DIR", "/tmp/progimage-bench"),
     }
     done = subprocess.run(
@@ -68,9 +69,8 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
     assert report["workloads"]["W1"]["raw"]["best"]["previews"] is True
     assert report["workloads"]["W1o"]["raw"]["best"]["previews"] is False
     assert report["workloads"]["W1"]["ratio"] > 0
-    for name in ("thumbor", "ipx"):  # same transform, same photographs, checked the same way
-        run = report["workloads"]["W1"]["peers"][name]
-        assert run["check"]["ok"], run["check"]
-        assert run["ok"] > 0 and run["errors"] == 0
+    run = report["workloads"]["W1"]["peers"]["thumbor"]  # same transform, checked the same way
+    assert run["check"]["ok"], run["check"]
+    assert run["ok"] > 0 and run["errors"] == 0
     assert report["workloads"]["W1o"]["vs_best_peer"] > 0
     assert (out / "latest.md").read_text().startswith("# `make bench` results")
