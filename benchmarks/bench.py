@@ -510,6 +510,8 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
     store = workdir / "store"
     results: dict[str, dict] = {}
     wanted = {w.key for w in workloads}
+    compared = PEERS and any(w.key in peers.TRANSFORMS for w in workloads)
+    peer_set = PeerSet(workdir, paths).start() if compared else None
 
     def one(service: Service, workload: Workload, ids: dict[str, list[str]]) -> None:
         urls = [workload.path.format(id=i) for i in ids.get(workload.image, [""])]
@@ -525,6 +527,8 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
         log(f"  service: {s['req_s']} req/s p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms "
             f"errors {s['errors']} rss {s['peak_rss_mb']} MB cpu {s['service_cpu_pct']}% "
             f"other {s['other_cpu_pct']}%")  # fmt: skip
+        if peer_set is not None and workload.key in peers.TRANSFORMS:
+            entry["peers"] = peer_set.measure(workload)
         if workload.raw and not os.environ.get("BENCH_NO_RAW"):
             entry["raw"] = raw_search(workload)
             best = entry["raw"]["best"]
@@ -534,76 +538,93 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
                 entry["cpu_ratio"] = round(best["cpu_ms_per_op"] / s["service_cpu_ms_per_req"], 3)
         results[workload.key] = entry
 
-    # Cache off: every request renders. W6 last, it fills the store. The rows from originals
-    # get a service and a store of their own, without previews.
-    for previews, folder in ((True, store), (False, workdir / "store-originals")):
-        plain = [w for w in workloads if not w.cache and w.previews == previews]
-        plain.sort(key=lambda w: w.method == "PUT")
-        if not plain:
-            continue
-        service = Service(workdir, folder, memory_mb=0, previews=previews).start()
-        try:
-            keys = {w.image for w in plain if w.method == "GET"}
-            ids = {k: service.upload_copies(paths[k], COPIES) for k in keys}
-            for workload in plain:
+    try:
+        # Cache off: every request renders. W6 last, it fills the store. The rows from originals
+        # get a service and a store of their own, without previews.
+        for previews, folder in ((True, store), (False, workdir / "store-originals")):
+            plain = [w for w in workloads if not w.cache and w.previews == previews]
+            plain.sort(key=lambda w: w.method == "PUT")
+            if not plain:
+                continue
+            service = Service(workdir, folder, memory_mb=0, previews=previews).start()
+            try:
+                keys = {w.image for w in plain if w.method == "GET"}
+                ids = {k: service.upload_copies(paths[k], COPIES) for k in keys}
+                for workload in plain:
+                    one(service, workload, ids)
+            finally:
+                service.stop()
+        for workload in (w for w in workloads if w.cache):
+            service = Service(workdir, store, memory_mb=128).start()
+            try:
+                # One URL: the first request per worker process renders, the rest are hits.
+                ids = {"large": [service.upload(paths["large"].read_bytes())]}
                 one(service, workload, ids)
-        finally:
-            service.stop()
-    for workload in (w for w in workloads if w.cache):
-        service = Service(workdir, store, memory_mb=128).start()
-        try:
-            # One URL: the first request per worker process renders, the rest are hits.
-            ids = {"large": [service.upload(paths["large"].read_bytes())]}
-            one(service, workload, ids)
-        finally:
-            service.stop()
-    compared = [w for w in workloads if w.key in peers.TRANSFORMS]
-    if PEERS and compared:
-        measure_peers(compared, workdir, paths, results)
+            finally:
+                service.stop()
+    finally:
+        if peer_set is not None:
+            peer_set.stop()
+    compare_with_peers(results)
     memory = None
     if os.environ.get("BENCH_MEMCHECK", "1") != "0" and "W1" in wanted:
         memory = memory_check(workdir, store, paths)
     return {"workloads": results, "memory_check": memory}
 
 
-def measure_peers(
-    workloads: list[Workload], workdir: Path, paths: dict[str, Path], results: dict[str, dict]
-) -> None:
-    """thumbor and ipx on the same photographs, rotations and wrk settings (see peers.py)."""
-    root = images.IMAGES.parent
-    installs = Path(os.environ.get("BENCH_PEERS_DIR") or root)
-    names = peers.copies(paths, root / "peer-images", COPIES, images.tagged)
-    for name in PEERS:
-        first = workloads[0]
-        try:
-            if name == "thumbor":
-                ports = [free_port() for _ in range(1 + NCPU)]
-                peer = peers.thumbor_lb(installs, workdir, root / "peer-images", ports, NCPU)
-                route = peers.thumbor_path
-            elif name == "ipx":
-                peer = peers.ipx(installs, workdir, root / "peer-images", free_port())
-                route = peers.ipx_path
-            else:
-                raise ValueError(f"unknown peer {name!r} (BENCH_PEERS: thumbor,ipx)")
-            peer.start(route(first.key, names[first.image][0]))
-        except Exception as exc:  # a peer that cannot run is reported, the bench goes on
-            log(f"peer {name} unavailable: {exc}")
-            for workload in workloads:
-                results[workload.key].setdefault("peers", {})[name] = {"error": str(exc)[:500]}
-            continue
-        try:
-            for workload in workloads:
-                urls = [route(workload.key, n) for n in names[workload.image]]
-                log(f"{workload.key} {name}: {urls[0]}")
-                assert workload.expect is not None
-                entry = {"check": check_output(peer.base + urls[0], workload.expect)}
-                entry.update(load(peer, workload, urls, workdir, CONNS))  # type: ignore[arg-type]
-                cpu = entry["service_cpu_ms_per_req"]
-                log(f"  {name}: {entry['req_s']} req/s p50 {entry['p50_ms']} ms cpu {cpu} "
-                    f"ms/req other {entry['other_cpu_pct']}%")  # fmt: skip
-                results[workload.key].setdefault("peers", {})[name] = entry
-        finally:
+class PeerSet:
+    """thumbor and ipx on the same photographs, rotations and wrk settings (see peers.py),
+    started once and measured right after the service on each workload, so that a drift in
+    the machine's speed during the run does not fall between them."""
+
+    def __init__(self, workdir: Path, paths: dict[str, Path]) -> None:
+        root = images.IMAGES.parent
+        self.installs = Path(os.environ.get("BENCH_PEERS_DIR") or root)
+        self.folder = root / "peer-images"
+        self.names = peers.copies(paths, self.folder, COPIES, images.tagged)
+        self.workdir = workdir
+        self.running: dict[str, tuple[peers.Peer, Callable[[str, str], str]]] = {}
+        self.failed: dict[str, str] = {}
+
+    def start(self) -> PeerSet:
+        for name in PEERS:
+            try:
+                if name == "thumbor":
+                    ports = [free_port() for _ in range(1 + NCPU)]
+                    peer = peers.thumbor_lb(self.installs, self.workdir, self.folder, ports, NCPU)
+                    route = peers.thumbor_path
+                elif name == "ipx":
+                    peer = peers.ipx(self.installs, self.workdir, self.folder, free_port())
+                    route = peers.ipx_path
+                else:
+                    raise ValueError(f"unknown peer {name!r} (BENCH_PEERS: thumbor,ipx)")
+                self.running[name] = (peer, route)
+                peer.start(route("W1", self.names["large"][0]))
+            except Exception as exc:  # a peer that cannot run is reported, the bench goes on
+                log(f"peer {name} unavailable: {exc}")
+                self.failed[name] = str(exc)[:500]
+                self.running.pop(name, None)
+        return self
+
+    def measure(self, workload: Workload) -> dict[str, dict]:
+        results: dict[str, dict] = {name: {"error": why} for name, why in self.failed.items()}
+        for name, (peer, route) in self.running.items():
+            urls = [route(workload.key, n) for n in self.names[workload.image]]
+            assert workload.expect is not None
+            entry = {"check": check_output(peer.base + urls[0], workload.expect)}
+            entry.update(load(peer, workload, urls, self.workdir, CONNS))  # type: ignore[arg-type]
+            cpu = entry["service_cpu_ms_per_req"]
+            log(f"  {name}: {entry['req_s']} req/s p50 {entry['p50_ms']} ms cpu {cpu} "
+                f"ms/req other {entry['other_cpu_pct']}%")  # fmt: skip
+            results[name] = entry
+        return results
+
+    def stop(self) -> None:
+        for peer, _ in self.running.values():
             peer.stop()
+
+
+def compare_with_peers(results: dict[str, dict]) -> None:
     for key, entry in results.items():
         # W1o and W2o (from the original) are compared with the same peer runs as W1 and W2.
         measured = (results.get(key.removesuffix("o")) or {}).get("peers") or {}
