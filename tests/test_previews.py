@@ -118,6 +118,31 @@ async def test_renders_from_the_preview_are_as_faithful_as_renders_from_the_orig
         assert (seen[0] - seen[1]).abs().avg() < 5.0, path
 
 
+@pytest.mark.parametrize("kind", ["grey", "rgb16", "cmyk"])
+async def test_other_colour_spaces_render_alike_from_preview_and_original(
+    app_client, tmp_path, kind
+) -> None:
+    """The preview is 8-bit sRGB whatever the original: the output matches the original's
+    render (which converts to 8-bit sRGB too) in size, bands and colour."""
+    photo = upscaled("photo.jpg", 2400)
+    body = {
+        "grey": lambda: photo.colourspace("b-w").jpegsave_buffer(Q=85),
+        "rgb16": lambda: photo.colourspace("rgb16").pngsave_buffer(compression=1),
+        "cmyk": lambda: photo.icc_transform("cmyk").jpegsave_buffer(Q=85),
+    }[kind]()
+    kept = await app_client()
+    plain = await app_client(storage={"previews": False, "path": str(tmp_path / "plain")})
+    outputs = []
+    for client in (kept, plain):
+        image_id = await upload(client, body)
+        response = await client.get(f"/resize/300x300/fmt/jpeg/{image_id}")
+        assert response.status == 200
+        outputs.append(decode(await response.read()))
+    a, b = outputs
+    assert (a.width, a.height, a.bands) == (b.width, b.height, b.bands) == (300, 200, 3)
+    assert (a - b).abs().avg() < 4.0
+
+
 async def test_alpha_originals_keep_their_alpha_in_the_preview(
     client, config, large_png_alpha
 ) -> None:
