@@ -603,7 +603,9 @@ class PeerSet:
             except Exception as exc:  # a peer that cannot run is reported, the bench goes on
                 log(f"peer {name} unavailable: {exc}")
                 self.failed[name] = str(exc)[:500]
-                self.running.pop(name, None)
+                started = self.running.pop(name, None)
+                if started is not None:
+                    started[0].stop()  # whatever it did start must not load the machine
         return self
 
     def measure(self, workload: Workload) -> dict[str, dict]:

@@ -51,6 +51,10 @@ def percentile(ordered: list[float], p: float) -> float | None:
     return ordered[k]
 
 
+# What the last make_op renders from: "original" or "preview" (reported in the JSON).
+render_source = ["original"]
+
+
 def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[], bytes]:
     import pyvips
 
@@ -91,6 +95,7 @@ def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[]
             small = pyvips.Image.new_from_buffer(preview, "")
             if fit[0] * 2 <= small.width and fit[1] * 2 <= small.height:
                 data = preview
+                render_source[0] = "preview"
 
     # Loaders by name, as the service calls them (no probe of every loader per open).
     loader = "jpegload_buffer" if data[:3] == b"\xff\xd8\xff" else None
@@ -204,6 +209,7 @@ def main() -> int:
         "threads": args.threads,
         "vips_concurrency": args.concurrency,
         "previews": not args.no_previews,
+        "rendered_from": render_source[0],
         "ops": len(ordered),
         "seconds": round(elapsed, 3),
         "ops_per_s": round(len(ordered) / elapsed, 2),

@@ -13,8 +13,10 @@ from .errors import NotFound, Unprocessable, UnsupportedMediaType
 
 Source = bytes | Path
 
-# Loaders by sniffed format, called by name: every other libvips loader (matrix, csv, fits,
-# vips, ppm…) is out of reach, so untrusted bytes only ever reach these.
+# Loaders by sniffed format. Bytes that sniff as none of these are refused before libvips sees
+# them, so untrusted bytes only ever reach these (never matrix, csv, fits, vips, ppm…). Header
+# reads and shrink-on-load decodes call them by name; thumbnail() of other formats lets
+# libvips pick, and these magic numbers are claimed by these loaders only.
 _LOADER_PREFIX = {
     "jpeg": "jpegload",
     "png": "pngload",

@@ -331,7 +331,12 @@ def _render(source: Source, header: Header, p: Plan, started: float) -> Result:
             frames = [_apply_steps(frame, p) for frame in _load_frames(source, header, p)]
             img = _join_frames(frames, header, source)
         else:
-            img = _apply_steps(_load_scaled(source, header, p), p)
+            img = _load_scaled(source, header, p)
+            if header.has_alpha and not img.hasalpha():
+                # libwebp drops an alpha that is opaque everywhere from a preview: put it back,
+                # so the output has the bands (and transparent `pad` margins) of the original's.
+                img = img.bandjoin_const([255])
+            img = _apply_steps(img, p)
         processed = time.perf_counter()
         body = imaging.encode(img, p.output_format, p.quality)
     except pyvips.Error as exc:

@@ -66,8 +66,8 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
         assert entry["check"]["ok"], entry["check"]
         assert entry["service"]["ok"] > 0 and entry["service"]["errors"] == 0
     # 2400x1800 -> 267x200 renders from the preview; the raw loop does the same work.
-    assert report["workloads"]["W1"]["raw"]["best"]["previews"] is True
-    assert report["workloads"]["W1o"]["raw"]["best"]["previews"] is False
+    assert report["workloads"]["W1"]["raw"]["best"]["rendered_from"] == "preview"
+    assert report["workloads"]["W1o"]["raw"]["best"]["rendered_from"] == "original"
     assert report["workloads"]["W1"]["ratio"] > 0
     run = report["workloads"]["W1"]["peers"]["thumbor"]  # same transform, checked the same way
     assert run["check"]["ok"], run["check"]

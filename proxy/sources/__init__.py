@@ -51,11 +51,12 @@ class Record:
     size: int
     created: float
     phash: str
+    preview: bool = False  # a preview was kept beside it (previews.py); records before: none
 
     def info(self) -> dict[str, object]:
         """The body of `GET /images/{id}/info`."""
         body = asdict(self)
-        del body["created"]
+        del body["created"], body["preview"]
         return body
 
     def summary(self) -> dict[str, object]:
@@ -221,7 +222,10 @@ async def ingest(
         if found is not None:
             return found, False
         facts, preview = await describe(tmp)
-        record = Record(id=image_id, size=size, created=round(time.time(), 3), **facts.as_dict())
+        record = Record(
+            id=image_id, size=size, created=round(time.time(), 3), preview=preview is not None,
+            **facts.as_dict(),
+        )  # fmt: skip
         await commit(tmp, record, preview)
         return record, True
     except OSError as exc:

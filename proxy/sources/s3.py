@@ -2,8 +2,9 @@
 
 Layout: `{prefix}originals/{id}` holds the exact bytes of an original, with its facts (format,
 size, phash…) as object metadata (`x-amz-meta-*`), so listing and `/info` never decode and
-there is no second object to keep in step; `{prefix}previews/{id}` the preview of a large
-original (previews.py), written before the original and deleted after it;
+there is no index object to keep in step; `{prefix}previews/{id}` the preview of a large
+original (previews.py), written before the original and deleted before it, with a
+`preview` flag in the original's metadata;
 `{prefix}sources/{hash}` holds remote sources shared between nodes (`cache.sources_in_store`).
 Uploads are spooled to a local temp file through SHA-256, checked, then written with one PUT
 (multipart above PART bytes): an object appears whole or not at all, and two nodes storing the
@@ -30,10 +31,8 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
-from .. import previews
 from ..config import StorageConfig
 from ..errors import NotFound, ProxyError
-from ..imaging import Header
 from ..urls import ID_RE, SourceRef
 from . import Blob, Describe, Original, Record, ingest, started
 from .local import BLOB_RE, _writer_alive
@@ -169,8 +168,8 @@ class S3Store:
         return await started(_stream(response["Body"]))
 
     async def fetch(self, ref: SourceRef) -> Original:
-        """The original, and with it (both GETs at once) the preview its facts say it may
-        have: a render that can use the preview then decodes ~8x fewer bytes."""
+        """The original, and with it (both GETs at once) the preview its record says was kept:
+        a render that can use the preview then decodes ~8x fewer bytes."""
         record = await self.record(ref.value)
         original, preview = await asyncio.gather(self._download(ref.value), self._preview(record))
         return Original(original, identity=ref.value, tag=ref.value, preview=preview)
@@ -181,11 +180,7 @@ class S3Store:
             return await self._guard(body.read())
 
     async def _preview(self, record: Record) -> bytes | None:
-        header = Header(
-            record.format, record.width, record.height, record.pages, record.bands,
-            record.has_alpha, record.orientation,
-        )  # fmt: skip
-        if not previews.eligible(header):
+        if not record.preview:  # none was kept: no request at all
             return None
         try:
             blob = await self.get_blob(_preview_name(record.id))
@@ -218,9 +213,17 @@ class S3Store:
             return found
 
         async def commit(tmp: Path, record: Record, preview: bytes | None) -> None:
-            if preview is not None:  # first: a visible original has its preview already
+            if preview is not None:
+                # First: a visible original has its preview already. Removed again (best
+                # effort) when the original does not make it.
                 await self.put_blob(_preview_name(record.id), preview, {})
-            await self._upload(tmp, record)
+            try:
+                await self._upload(tmp, record)
+            except BaseException:
+                if preview is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._delete_preview(record.id))
+                raise
             self._remember(record.id, record)
 
         # Spooled locally (not fsynced: the PUT is what makes it durable), then PUT whole.
@@ -265,10 +268,13 @@ class S3Store:
         if await self._head(image_id) is None:
             self._remember(image_id, None)
             raise NotFound(f"no image with id {image_id}")
+        # The preview first: an original without one renders from itself, so a failure here
+        # leaves a retry-able DELETE and nothing orphaned. A missing key deletes fine in S3.
+        await self._delete_preview(image_id)
         await self._call("delete_object", Bucket=self.bucket, Key=self._key(image_id))
         self._remember(image_id, None)
-        # After the original: a preview without it is never read. Deleting a key that does
-        # not exist succeeds in S3.
+
+    async def _delete_preview(self, image_id: str) -> None:
         await self._call(
             "delete_object", Bucket=self.bucket, Key=self.prefix + _preview_name(image_id)
         )
@@ -373,6 +379,7 @@ def _metadata(record: Record) -> dict[str, str]:
         phash=record.phash,
         created=repr(record.created),
         alpha="1" if record.has_alpha else "0",
+        preview="1" if record.preview else "0",
     )
     return meta
 
@@ -384,6 +391,7 @@ def _record(image_id: str, size: int, meta: dict[str, str]) -> Record | None:
             format=meta["format"],
             mime=meta["mime"],
             has_alpha=meta["alpha"] == "1",
+            preview=meta.get("preview") == "1",  # absent on objects stored before previews
             phash=meta["phash"],
             created=float(meta["created"]),
             size=int(size),
