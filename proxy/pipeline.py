@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pyvips
 
@@ -300,6 +301,16 @@ def _load_frames(source: Source, header: Header, p: Plan) -> list[pyvips.Image]:
 
 
 def render(
+    source: Source, options: Options, *, preview: Source | None = None, **settings: Any
+) -> Result:
+    """Turn an original into the derived image `options` describes; from its `preview`
+    (previews.py) when the output is small enough and needs no source pixel coordinates.
+    `settings` are prepare()'s: requested_format, quality, max_pixels, allow_svg."""
+    started = time.perf_counter()
+    return render_planned(prepare(source, options, **settings), preview=preview, started=started)
+
+
+def prepare(
     source: Source,
     options: Options,
     *,
@@ -307,14 +318,17 @@ def render(
     quality: Mapping[str, int],
     max_pixels: int,
     allow_svg: bool = False,
-    preview: Source | None = None,
-) -> Result:
-    """Turn an original into the derived image `options` describes; from its `preview`
-    (previews.py) when the output is small enough and needs no source pixel coordinates."""
-    started = time.perf_counter()
+) -> tuple[Source, Header, Plan]:
+    """The header check (415, 422) and the plan: everything before pixels are decoded."""
     source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
-    p = plan(header, options, requested_format, quality)
+    return source, header, plan(header, options, requested_format, quality)
+
+
+def render_planned(
+    planned: tuple[Source, Header, Plan], *, preview: Source | None, started: float
+) -> Result:
+    source, header, p = planned
     if not p.animated and p.scaled and not p.crop:
         stand_in = previews.stand_in(preview, header, p.scaled)
         if stand_in is not None:
@@ -323,6 +337,18 @@ def render(
             except ProxyError:
                 pass  # a damaged preview: the original is still there
     return _render(source, header, p, started)
+
+
+def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
+    """A preview of the original when this render would read one, else None: for originals
+    that got none at upload (remote ones), made once and kept by the caller."""
+    source, header, p = planned
+    if p.animated or not p.scaled or p.crop or not previews.would_serve(header, p.scaled):
+        return None
+    try:
+        return previews.encode(previews.working_copy(source, header))
+    except (pyvips.Error, ProxyError):
+        return None  # the render itself will report what is wrong with the original
 
 
 def _render(source: Source, header: Header, p: Plan, started: float) -> Result:

@@ -67,6 +67,26 @@ def encode(img: pyvips.Image) -> bytes:
     return img.jpegsave_buffer(Q=JPEG_QUALITY, keep=keep, optimize_coding=True)
 
 
+def expected_size(header: Header) -> tuple[int, int]:
+    """The size working_copy() gives this original (upright), to within a pixel."""
+    width, height = header.width, header.height
+    shrink = _dct_shrink(header)
+    if shrink > 1:
+        width, height = -(-width // shrink), -(-height // shrink)
+    if max(width, height) > EDGE:
+        scale = EDGE / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return width, height
+
+
+def would_serve(header: Header, scaled: tuple[int, int]) -> bool:
+    """Whether a preview of this original would stand in for an output of `scaled`."""
+    if not eligible(header):
+        return False
+    width, height = expected_size(header)
+    return scaled[0] * 2 <= width - 1 and scaled[1] * 2 <= height - 1
+
+
 def stand_in(
     preview: Source | None, original: Header, scaled: tuple[int, int]
 ) -> tuple[Source, Header] | None:

@@ -12,6 +12,7 @@ from .ops import Options
 from .pipeline import Result
 from .results import ResultStore
 from .sources import Original, Source, Store
+from .sources.http import HttpSource
 from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
 
@@ -148,7 +149,11 @@ class Renderer:
                 original = await self.store.fetch(ref)
                 timings["fetch"] = (time.perf_counter() - started) * 1000
             fetched = time.perf_counter()
-            result = await self.pool.run(self._render_sync, original, options, requested)
+            result, made = await self.pool.run(
+                self._render_sync, original, options, requested, not ref.is_stored
+            )
+            if made is not None and isinstance(self.remote, HttpSource):
+                self.remote.keep_preview(ref.value, original.identity, made)
             self.results.put(etag, result)
             if self.results_store is not None:
                 await self.results_store.put(etag, result)
@@ -172,17 +177,24 @@ class Renderer:
         requested = options.format or self.config.output.format
         return negotiate(accept) if requested == "auto" else requested
 
-    def _render_sync(self, original: Original, options: Options, requested: str | None) -> Result:
+    def _render_sync(
+        self, original: Original, options: Options, requested: str | None, remote: bool
+    ) -> tuple[Result, bytes | None]:
+        """The render, and the preview it made of a remote original that had none (stored
+        originals got theirs at upload)."""
         self.renders += 1
-        return pipeline.render(
+        started = time.perf_counter()
+        planned = pipeline.prepare(
             original.data,
             options,
-            preview=original.preview,
             requested_format=requested,
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
         )
+        made = pipeline.make_preview(planned) if remote and original.preview is None else None
+        result = pipeline.render_planned(planned, preview=original.preview or made, started=started)
+        return result, made
 
 
 def quality_table(config: Config) -> dict[str, int]:

@@ -7,14 +7,15 @@ import json
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
+import pyvips
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from conftest import decode, free_port
+from conftest import IMAGES, decode, free_port
 from proxy import cache
 from proxy import config as config_module
 from proxy.errors import BadGateway, Forbidden
@@ -243,6 +244,31 @@ async def test_concurrent_first_requests_fetch_and_render_once(remote_client, or
     assert len({r.headers["ETag"] for r in responses}) == 1
     assert origin.hits["/slowish.jpg"] == 1
     assert client.app[RENDERER].renders == 1
+
+
+async def test_a_large_remote_original_gets_a_preview_from_its_first_small_render(
+    remote_client, origin
+):
+    photo = pyvips.Image.new_from_file(str(IMAGES / "photo.jpg"))
+    origin.body = photo.resize(3000 / photo.width).jpegsave_buffer(Q=85)  # 3000x1998
+    client = await remote_client()
+    url = origin.url("/a.jpg")
+    cached = client.app[REMOTE].cache
+
+    large = await client.get(path(f"/resize/800x800/{url}"))  # a preview would not serve it
+    assert large.status == 200 and cached.get(url).original.preview is None
+    small = await client.get(path(f"/resize/300x300/{url}"))
+    assert small.status == 200 and decode(await small.read()).width == 300
+    preview = cached.get(url).original.preview
+    assert preview is not None and decode(preview).width == 1024
+
+    # Later small renders read it: a red stand-in makes that visible.
+    red = (decode(preview).new_from_image([255, 0, 0])).copy(interpretation="srgb")
+    entry = cached.get(url)
+    cached.put(url, replace(entry, original=replace(entry.original, preview=red.jpegsave_buffer())))
+    later = decode(await (await client.get(path(f"/resize/200x200/{url}"))).read())
+    assert later.width == 200 and later[0].avg() > 250 and later[1].avg() < 5
+    assert origin.hits["/a.jpg"] == 1
 
 
 async def test_source_cache_expires_after_remote_ttl(remote_client, origin, monkeypatch):

@@ -9,7 +9,7 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote
 
 import aiohttp
@@ -145,7 +145,7 @@ class HttpSource:
         self.flights = SingleFlight()
         self.cache: cache.BytesLRU[_Entry] = cache.BytesLRU(
             config.cache.sources_mb * 1024 * 1024,
-            lambda e: len(e.original.data) + 512,
+            lambda e: len(e.original.data) + len(e.original.preview or b"") + 512,
             metrics.cache_observer("sources"),
         )
         self.requests = 0  # HTTP requests sent upstream, redirect hops included
@@ -167,6 +167,15 @@ class HttpSource:
             self.cache.discard_where(lambda key, _entry: key == url)
         original, _shared = await self.flights.do(url, lambda: self._fetch_and_keep(url))
         return original
+
+    def keep_preview(self, url: str, identity: str, preview: bytes) -> None:
+        """Keep a preview made from the cached original of `url` beside it, for later renders
+        (only while that same original is cached: a refetched URL starts without one)."""
+        entry = self.cache.get(url)
+        if entry is None or entry.original.identity != identity or entry.original.preview:
+            return
+        original = replace(entry.original, preview=preview)
+        self.cache.put(url, replace(entry, original=original))
 
     async def close(self) -> None:
         await self.session.close()
