@@ -84,7 +84,12 @@ def would_serve(header: Header, scaled: tuple[int, int]) -> bool:
     if not eligible(header):
         return False
     width, height = expected_size(header)
-    return scaled[0] * 2 <= width - 1 and scaled[1] * 2 <= height - 1
+    return _covers((width - 1, height - 1), scaled)  # a pixel of slack for the rounding
+
+
+def _covers(size: tuple[int, int], scaled: tuple[int, int]) -> bool:
+    """At least twice `scaled` on each side: the final reduction hides the preview's loss."""
+    return scaled[0] * 2 <= size[0] and scaled[1] * 2 <= size[1]
 
 
 def stand_in(
@@ -99,6 +104,6 @@ def stand_in(
         image = imaging.open_image(preview, fmt, access="sequential")
     except ProxyError:
         return None
-    if scaled[0] * 2 > image.width or scaled[1] * 2 > image.height:
+    if not _covers((image.width, image.height), scaled):
         return None
     return preview, Header(fmt, image.width, image.height, 1, image.bands, original.has_alpha, 1)
