@@ -186,6 +186,20 @@ async def test_orientation_is_applied_in_the_preview(client, config) -> None:
     assert (out.width, out.height) == (225, 300)
 
 
+async def test_a_truncated_large_upload_is_refused_and_leaves_nothing(
+    client, config, large_jpeg
+) -> None:
+    """The preview's decode is the upload's integrity check: cut short, it is a 422, and
+    neither the original nor a preview or record is left behind."""
+    response = await client.put("/images", data=io.BytesIO(large_jpeg[: len(large_jpeg) * 2 // 3]))
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    originals = Path(config.storage.path) / "originals"
+    assert not originals.exists() or not any(originals.rglob("*"))
+    tmp = Path(config.storage.path) / "tmp"
+    assert not tmp.exists() or not any(tmp.iterdir())
+
+
 async def test_small_originals_and_animations_get_no_preview(
     client, config, photo_bytes, gif_bytes
 ) -> None:
