@@ -7,10 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import cors, docs, handlers, imaging, metrics, playground
+from . import cors, docs, handlers, imaging, metrics, playground, urls
 from .config import Config
 from .jobs import Jobs
-from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
+from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
 from .renderer import Renderer
 from .results import ResultStore
@@ -34,12 +34,20 @@ def create_app(config: Config) -> web.Application:
         client_max_size=1024 * 1024,
     )
     app[CONFIG] = config
+    app[GRAMMAR] = grammar(config)
     app.cleanup_ctx.append(_remote_sources)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(common_headers)
     app.on_response_prepare.append(cors.response_headers(config.cors.allow_origins))
     _routes(app)
     return app
+
+
+def grammar(config: Config) -> urls.Grammar:
+    """What the URL parser needs of the configuration (config.py has checked the presets)."""
+    limit = config.limits.max_output_dimension
+    presets = urls.compile_presets(config.presets.definitions, limit)
+    return urls.Grammar(limit, presets, config.presets.only)
 
 
 async def _remote_sources(app: web.Application) -> AsyncIterator[None]:
@@ -70,7 +78,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     jobs = Jobs(Path(config.storage.path) / "jobs", concurrency=pool.concurrency)
     await jobs.open()
     app[JOBS] = jobs
-    app[RENDERER] = Renderer(config, store, pool, app[REMOTE], results_store=results_store)
+    renderer = Renderer(config, store, pool, app[REMOTE], results_store=results_store)
+    await renderer.load_fallback()
+    app[RENDERER] = renderer
     yield
     await jobs.close()
     if results_store is not None:

@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,21 @@ class QualityConfig:
 class OutputConfig:
     format: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
+    metadata: str = "strip"
+    auto_formats: tuple[str, ...] = ("avif", "webp")
+
+
+@dataclass(frozen=True)
+class PresetsConfig:
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    only: bool = False
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    image: str | None = None  # a stored id, or the path of an image file
+    status: int = 404
+    max_age: int = 60
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
+    presets: PresetsConfig = field(default_factory=PresetsConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
 
 # --- value checks: each takes (label, raw value) and returns the typed value -------------------
@@ -219,6 +237,51 @@ def _output_format(label: str, value: Any) -> str | None:
     return name
 
 
+def _choice(*values: str) -> Check:
+    def check(label: str, value: Any) -> str:
+        if value not in values:
+            raise _bad(label, " or ".join(values), value)
+        return value
+
+    return check
+
+
+def _auto_formats(label: str, value: Any) -> tuple[str, ...]:
+    names = _texts(label, value)
+    for name in names:
+        if name not in ("avif", "webp"):
+            raise _bad(label, "a list of avif, webp", name)
+    return names
+
+
+def _presets(label: str, value: Any) -> dict[str, str]:
+    """Names to operation paths, each parsed now so a bad preset stops the start."""
+    from .urls import compile_presets
+
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _bad(label, 'a mapping of names to paths such as "/fill/128x128/fmt/webp"', value)
+    for name, path in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise _bad(label, "preset names of letters, digits, '_' or '-'", name)
+        if not isinstance(path, str):
+            raise _bad(f"{label}.{name}", "an operations path", path)
+    try:
+        compile_presets(dict(value), 10**9)
+    except ValueError as exc:
+        raise ConfigError(f"{label}.{exc}") from None
+    return dict(value)
+
+
+def _fallback_image(label: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value)):
+        return value
+    if not isinstance(value, str) or not os.path.isfile(value):
+        raise _bad(label, "null, a stored image id or the path of an image file", value)
+    return value
+
+
 # Environment strings for these keys are taken verbatim unless YAML clearly meant something
 # else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
 _TEXTUAL: frozenset[Check] = frozenset({_text, _any_text, _optional_text, _texts, _hosts})
@@ -264,8 +327,16 @@ _SCHEMA: dict[str, Any] = {
     "output": {
         "format": _output_format,
         "quality": {"jpeg": _integer(1, 100), "webp": _integer(1, 100), "avif": _integer(1, 100)},
+        "metadata": _choice("strip", "copyright", "keep"),
+        "auto_formats": _auto_formats,
     },
     "cors": {"allow_origins": _texts},
+    "presets": {"definitions": _presets, "only": _flag},
+    "fallback": {
+        "image": _fallback_image,
+        "status": lambda label, value: int(_choice("404", "200")(label, str(value))),
+        "max_age": _integer(0, 86400),
+    },
 }
 
 _CLASSES: dict[str, type] = {
@@ -280,6 +351,8 @@ _CLASSES: dict[str, type] = {
     "output": OutputConfig,
     "output.quality": QualityConfig,
     "cors": CorsConfig,
+    "presets": PresetsConfig,
+    "fallback": FallbackConfig,
 }
 
 # YAML names that differ from the dataclass field they fill.

@@ -81,6 +81,11 @@ class BadGateway(ProxyError):
     log = False
 
 
+class UpstreamMissing(BadGateway):
+    """The remote source answered 404 or 410: still a 502 here, but a fallback image says
+    `not-found` rather than `upstream-error`."""
+
+
 class Overloaded(ProxyError):
     status, title, slug = 503, "Service Unavailable", "overloaded"
     log = False

@@ -14,8 +14,18 @@ from pathlib import Path
 from aiohttp import BodyPartReader, http_exceptions, web
 
 from . import __version__, cache, links, metadata, ops, pipeline, playground, signing, urls
-from .errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from .keys import CONFIG, JOBS, POOL, REMOTE, RENDERER, STORE
+from .errors import (
+    BadGateway,
+    BadRequest,
+    GatewayTimeout,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ProxyError,
+    RangeNotSatisfiable,
+    UpstreamMissing,
+)
+from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
 from .sources import spool
@@ -52,7 +62,7 @@ async def index(request: web.Request) -> web.Response:
         {
             "service": "progimage",
             "version": __version__,
-            "operations": {name: arity for name, arity in urls.ARITY.items()},
+            "operations": {name: op.arity for name, op in ops.BY_NAME.items()},
             "arguments": links.ARGUMENTS,
             "formats": [*ops.FORMATS, "auto"],
             "signed_urls": bool(config.signing.keys),
@@ -165,12 +175,12 @@ async def _post_json(request: web.Request) -> web.Response:
         config = request.app[CONFIG]
         # Checked before any job starts: a bad path or signature is a 400/403 right away.
         checked = signing.check(path, "", config.signing.keys)
-        options, _ref = urls.parse(checked, "", max_dimension=config.limits.max_output_dimension)
+        options, _ref = urls.parse(checked, "", request.app[GRAMMAR])
         if options.info:
             raise BadRequest('"from" must name an image: `info` describes one, it cannot be stored')
 
         async def work() -> web.Response:
-            rendition, _options = await _derive(request, path, query="", accept="")
+            rendition = await _derive(request, path, query="")
             body = rendition.result.body
 
             async def single() -> AsyncIterator[bytes]:
@@ -341,7 +351,7 @@ async def source_info(request: web.Request) -> web.Response:
     query = request.rel_url.raw_query_string
     # A derived-URL form: with signing on, `/info/sig/{signature}/{source}` like any other.
     raw = signing.check(request.rel_url.raw_path.removeprefix("/info"), query, config.signing.keys)
-    _, ref = urls.parse(raw, query)
+    _, ref = urls.parse(raw, query, request.app[GRAMMAR])
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
         return _json(record.info())
@@ -382,51 +392,72 @@ async def derived(request: web.Request) -> web.StreamResponse:
         raise NotFound("no such resource")
     query = request.rel_url.raw_query_string
     path = signing.check(request.rel_url.raw_path, query, config.signing.keys)
-    options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)
-    return await _respond_derived(request, options, ref)
+    options, ref = urls.parse(path, query, request.app[GRAMMAR])
+    return await _respond_derived(request, options, ref, fallback=True)
 
 
 async def _respond_derived(
-    request: web.Request, options: Options, ref: SourceRef
+    request: web.Request, options: Options, ref: SourceRef, *, fallback: bool = False
 ) -> web.StreamResponse:
+    """parse → Options → prepare (negotiation, ETag, 304) → render → response; with
+    `fallback`, the configured fallback image stands in for an original that cannot be had."""
     renderer = request.app[RENDERER]
-    accept = request.headers.get("Accept", "")
-    rendition = await renderer.prepare(options, ref, accept)
-    await renderer.identify(rendition, ref)  # remote sources: the ETag names the upstream version
-    headers = _derived_headers(rendition)
-    if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
-        return web.Response(status=304, headers=headers)
-    await renderer.render(rendition, options, ref, renderer.requested_format(options, accept))
+    try:
+        rendition = await renderer.prepare(options, ref, request.headers)
+        if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
+            return web.Response(status=304, headers=rendition.headers())
+        await renderer.render(rendition)
+    except (NotFound, BadGateway, GatewayTimeout) as exc:
+        if not fallback or options.info or renderer.fallback_ref() is None:
+            raise
+        rendition = await _fallback(request, options, exc)
+    status = request.app[CONFIG].fallback.status if rendition.fallback else 200
+    return _image_response(rendition, status)
+
+
+async def _fallback(request: web.Request, options: Options, error: ProxyError) -> Rendition:
+    """The fallback image with the request's own operations, briefly cacheable; the original
+    problem when even that cannot be rendered."""
+    config = request.app[CONFIG]
+    renderer = request.app[RENDERER]
+    ref = renderer.fallback_ref()
+    assert ref is not None
+    try:
+        rendition = await renderer.prepare(options, ref, request.headers)
+        await renderer.render(rendition)
+    except ProxyError:
+        raise error from None
+    missing = isinstance(error, NotFound | UpstreamMissing)
+    rendition.fallback = "not-found" if missing else "upstream-error"
+    rendition.cache_control = f"public, max-age={config.fallback.max_age}"
+    return rendition
+
+
+def _image_response(rendition: Rendition, status: int = 200) -> web.Response:
+    headers = rendition.headers()
     headers["Server-Timing"] = rendition.server_timing()
     result = rendition.result
-    if options.info:
-        return _json(_result_info(result), headers=headers)
-    return web.Response(body=result.body, content_type=result.mime, headers=headers)
+    assert result is not None
+    if rendition.options.info:
+        return _json(_result_info(result), status=status, headers=headers)
+    if result.over_budget is not None:
+        headers["ProgImage-Over-Budget"] = str(result.over_budget)
+    if rendition.options.download:
+        ext = "jpg" if result.format == "jpeg" else result.format
+        headers["Content-Disposition"] = (
+            f'attachment; filename="{rendition.options.download}.{ext}"'
+        )
+    return web.Response(body=result.body, status=status, content_type=result.mime, headers=headers)
 
 
-async def _derive(
-    request: web.Request, path: str, *, query: str, accept: str
-) -> tuple[Rendition, Options]:
+async def _derive(request: web.Request, path: str, *, query: str) -> Rendition:
     """Render a derived path in process (for `{"from": …}`), under the same signature rules."""
     config = request.app[CONFIG]
     path = signing.check(path, query, config.signing.keys)
-    options, ref = urls.parse(path, query, max_dimension=config.limits.max_output_dimension)
+    options, ref = urls.parse(path, query, request.app[GRAMMAR])
     renderer = request.app[RENDERER]
-    rendition = await renderer.prepare(options, ref, accept)
-    await renderer.render(rendition, options, ref, renderer.requested_format(options, accept))
-    return rendition, options
-
-
-def _derived_headers(rendition: Rendition) -> dict[str, str]:
-    headers = {
-        "ETag": f'"{rendition.etag}"',
-        "Cache-Control": rendition.cache_control,
-        "Cache-Tag": rendition.tag,
-        "Surrogate-Key": rendition.tag,
-    }
-    if rendition.vary:
-        headers["Vary"] = "Accept"
-    return headers
+    rendition = await renderer.prepare(options, ref, {})
+    return await renderer.render(rendition)
 
 
 def _result_info(result: pipeline.Result) -> dict[str, object]:
@@ -439,6 +470,7 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
         "has_alpha": result.has_alpha,
         "pages": result.pages,
         "size": len(result.body),
+        **(result.placeholders or {}),
     }
 
 
@@ -449,12 +481,11 @@ async def on_demand(request: web.Request) -> web.Response:
     if raw.split("/", 2)[1] in RESERVED:
         raise MethodNotAllowed(f"POST is not allowed on {raw}")
     _, raw = signing.split(raw)  # writes are guarded by tokens, not signatures
-    options = urls.parse_operations(raw, max_dimension=config.limits.max_output_dimension)
+    options = urls.parse_operations(raw, request.app[GRAMMAR])
     limit = config.limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
-    renderer = request.app[RENDERER]
-    requested = renderer.requested_format(options, request.headers.get("Accept", ""))
+    options, requested = request.app[RENDERER].resolve(options, request.headers)[:2]
     # Spooled to disk like an upload, so many large bodies in flight cost no memory.
     tmp = request.app[STORE].tmp / f"{os.getpid()}-{uuid.uuid4().hex}.body"
     try:
@@ -468,10 +499,13 @@ async def on_demand(request: web.Request) -> web.Response:
             quality=quality_table(config),
             max_pixels=config.limits.max_pixels,
             allow_svg=config.sources.allow_svg,
+            metadata=config.output.metadata,
         )
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
     headers = {"Cache-Control": "no-store"}
     if options.info:
         return _json(_result_info(result), headers=headers)
+    if result.over_budget is not None:
+        headers["ProgImage-Over-Budget"] = str(result.over_budget)
     return web.Response(body=result.body, content_type=result.mime, headers=headers)

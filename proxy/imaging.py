@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyvips
 
 from .errors import NotFound, Unprocessable, UnsupportedMediaType
@@ -133,17 +135,20 @@ def open_image(source: Source, fmt: str, **options: object) -> pyvips.Image:
         raise Unprocessable(f"the image cannot be read: {first_line(exc)}") from exc
 
 
-def read_header(source: Source, *, allow_svg: bool, max_pixels: int) -> tuple[Header, pyvips.Image]:
+def read_header(
+    source: Source, *, allow_svg: bool, max_pixels: int, page: int = 0
+) -> tuple[Header, pyvips.Image]:
     """Sniff and read the header; refuse unknown types (415) and image bombs (422).
 
-    Returns the lazily opened first page too, so callers that need no resizing reuse it.
+    Returns the lazily opened page (the first unless `page` says) too, so callers that need
+    no resizing reuse it.
     """
     kind = sniff(read_head(source))
     if kind is None:
         raise UnsupportedMediaType("the body is not an image in a supported format")
     if kind == "svg" and not allow_svg:
         raise UnsupportedMediaType("SVG input is disabled on this server")
-    image = open_image(source, kind, access="sequential")
+    image = open_image(source, kind, access="sequential", **({"page": page} if page else {}))
     fmt = kind
     if kind == "heif":
         fmt = "avif" if _get(image, "heif-compression", "") == "av1" else "heic"
@@ -166,13 +171,15 @@ def fail_on(fmt: str) -> str:
     return "error" if fmt == "tiff" else "truncated"
 
 
-def thumbnail(source: Source, width: int, *, fail_on: str = "truncated", **kwargs) -> pyvips.Image:
+def thumbnail(
+    source: Source, width: int, *, fail_on: str = "truncated", page: int = 0, **kwargs
+) -> pyvips.Image:
     """Shrink-on-load thumbnail that fails on truncated or corrupt input.
 
     thumbnail's own `fail_on` argument does not reach the JPEG loader, and the loader options
     in the file name do not reach the PNG loader: both are given.
     """
-    strict = f"fail_on={fail_on}"
+    strict = f"fail_on={fail_on}" + (f",page={page}" if page else "")
     if isinstance(source, bytes):
         return pyvips.Image.thumbnail_buffer(source, width, option_string=strict, **kwargs)
     return pyvips.Image.thumbnail(
@@ -208,19 +215,30 @@ def first_line(exc: BaseException) -> str:
 _QUOTED_PATH = re.compile(r"\"/[^\"]*\"")
 
 
-def encode(image: pyvips.Image, fmt: str, quality: int | None) -> bytes:
-    """Save to `fmt` with every piece of metadata stripped."""
-    keep = pyvips.enums.ForeignKeep.NONE
+def encode(
+    image: pyvips.Image,
+    fmt: str,
+    quality: int | None,
+    *,
+    keep: int = pyvips.enums.ForeignKeep.NONE,
+    lossless: bool = False,
+    palette: int | None = None,
+) -> bytes:
+    """Save to `fmt`, with only the metadata `keep` names (proxy/embedded.py sets it)."""
     try:
         if fmt == "jpeg":
             # Progressive with optimised Huffman tables: what browsers and peers emit, ~5 %
             # smaller for a small extra cost at encode.
             return image.jpegsave_buffer(Q=quality, keep=keep, optimize_coding=True, interlace=True)
         if fmt == "webp":
-            return image.webpsave_buffer(Q=quality, keep=keep, effort=4)
+            return image.webpsave_buffer(Q=quality, keep=keep, effort=4, lossless=lossless)
         if fmt == "avif":
             # AV1 encoding is the slowest step of any render; effort 2 keeps it interactive.
-            return image.heifsave_buffer(Q=quality, keep=keep, compression="av1", effort=2)
+            return image.heifsave_buffer(
+                Q=quality, keep=keep, compression="av1", effort=2, lossless=lossless
+            )
+        if fmt in ("png", "gif") and palette is not None:
+            return _quantised(image, fmt, palette, keep)
         if fmt == "png":
             return image.pngsave_buffer(keep=keep, compression=6)
         if fmt == "gif":
@@ -230,3 +248,42 @@ def encode(image: pyvips.Image, fmt: str, quality: int | None) -> bytes:
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {first_line(exc)}") from exc
     raise UnsupportedMediaType(f"cannot encode {fmt}")
+
+
+def _quantised(image: pyvips.Image, fmt: str, colours: int, keep: int) -> bytes:
+    """At most `colours` colours, dithered. libimagequant (inside libvips) takes a palette
+    size in bits; for other counts its result is cut down to the most used colours."""
+    bits = max(1, math.ceil(math.log2(colours)))
+    if fmt == "png":  # PNG palettes come in 1, 2, 4 or 8 bits
+        bits = next(b for b in (1, 2, 4, 8) if b >= bits)
+    body = _palette_save(image, fmt, bits, keep, dither=1.0)
+    if colours == 1 << bits:
+        return body
+    decoded = pyvips.Image.new_from_buffer(body, "")
+    if decoded.bands not in (3, 4) or decoded.format != "uchar":
+        decoded = decoded.colourspace("srgb").cast("uchar")
+    pixels = np.ndarray(
+        buffer=decoded.write_to_memory(),
+        dtype=np.uint8,
+        shape=(decoded.height, decoded.width, decoded.bands),
+    )
+    flat = pixels.reshape(-1, decoded.bands)
+    found, inverse, counts = np.unique(flat, axis=0, return_inverse=True, return_counts=True)
+    if len(found) <= colours:
+        return body
+    kept = found[np.argsort(-counts, kind="stable")[:colours]].astype(np.int32)
+    distance = ((found[:, None, :].astype(np.int32) - kept[None, :, :]) ** 2).sum(axis=2)
+    remapped = kept[distance.argmin(axis=1)].astype(np.uint8)[inverse.reshape(-1)]
+    out = pyvips.Image.new_from_memory(
+        np.ascontiguousarray(remapped).tobytes(), decoded.width, decoded.height,
+        decoded.bands, "uchar",
+    ).copy(interpretation="srgb")  # fmt: skip
+    return _palette_save(out, fmt, bits, keep, dither=0.0)
+
+
+def _palette_save(image: pyvips.Image, fmt: str, bits: int, keep: int, *, dither: float) -> bytes:
+    if fmt == "png":
+        return image.pngsave_buffer(
+            keep=keep, compression=6, palette=True, bitdepth=bits, dither=dither, Q=100
+        )
+    return image.gifsave_buffer(keep=keep, bitdepth=bits, dither=dither)

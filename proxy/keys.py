@@ -9,6 +9,7 @@ from .jobs import Jobs
 from .renderer import Renderer
 from .sources import Store
 from .sources.http import HttpSource
+from .urls import Grammar
 from .workers import RenderPool
 
 CONFIG = web.AppKey("config", Config)
@@ -17,3 +18,4 @@ POOL = web.AppKey("pool", RenderPool)
 RENDERER = web.AppKey("renderer", Renderer)
 REMOTE = web.AppKey("remote", HttpSource)
 JOBS = web.AppKey("jobs", Jobs)
+GRAMMAR = web.AppKey("grammar", Grammar)

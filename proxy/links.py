@@ -18,8 +18,9 @@ from urllib.parse import quote
 from . import ops, signing, urls
 from .errors import BadRequest
 
-# The client does not know the server's limits.max_output_dimension: the server checks it.
-_NO_LIMIT = 999_999_999
+# The client knows neither the server's limits.max_output_dimension nor its presets: the
+# server checks the one and expands the other.
+_GRAMMAR = urls.Grammar(max_dimension=999_999_999)
 # Characters of a remote source URL kept as they are; anything else is percent-encoded, as
 # a browser would do before sending it (the signature must cover what arrives).
 _URL_SAFE = "/:?&=%+,;@!$'()*~[]"
@@ -34,12 +35,19 @@ def url(
     `base` ("https://img.example.com") is prepended as given. Raises ValueError for an
     unknown operation or a bad argument, with the server's own message.
     """
+    preset = operations.pop("preset", None)
     path, query = _path_and_query(source, operations)
     try:
-        options, ref = urls.parse(path, query, max_dimension=_NO_LIMIT)
+        options, ref = urls.parse(path, query, _GRAMMAR)
+        if preset is not None:  # expanded by the server, which alone knows the definitions
+            ops.BY_NAME["preset"].arg.parse(str(preset), 0)
     except BadRequest as exc:
         raise ValueError(exc.detail) from None
+    except ValueError as exc:
+        raise ValueError(f"'preset/{preset}': {exc}") from None
     canonical = urls.build(options, ref)
+    if preset is not None:
+        canonical = f"/preset/{preset}{canonical}"
     if isinstance(key, str):
         key = [key]
     if key:
@@ -80,9 +88,11 @@ def srcset(
 def _path_and_query(source: str, operations: dict[str, object]) -> tuple[str, str]:
     parts: list[str] = []
     for name, value in operations.items():
-        if name not in urls.ARITY:
-            raise ValueError(f"unknown operation {name!r}: expected one of {', '.join(urls.ARITY)}")
-        if urls.ARITY[name] == 0:
+        if name not in ops.BY_NAME:
+            raise ValueError(
+                f"unknown operation {name!r}: expected one of {', '.join(ops.BY_NAME)}"
+            )
+        if ops.BY_NAME[name].arity == 0:
             if value is not True and value is not False:
                 raise ValueError(f"{name!r} is a flag: give True or False")
             if value:
@@ -90,14 +100,14 @@ def _path_and_query(source: str, operations: dict[str, object]) -> tuple[str, st
             continue
         if value is None:
             continue
-        parts += [name, _argument(value)]
+        parts += [name, _argument(name, value)]
     path, _, query = quote(source.lstrip("/"), safe=_URL_SAFE).partition("?")
     return "/" + "/".join([*parts, path]), query
 
 
-def _argument(value: object) -> str:
+def _argument(name: str, value: object) -> str:
     if isinstance(value, tuple | list):
-        return ",".join(str(v) for v in value) if len(value) == 4 else _box_text(value)
+        return _box_text(value) if name in ops.RESIZE_MODES else ",".join(str(v) for v in value)
     if isinstance(value, float) and value == int(value):
         return str(int(value))
     return str(value)
@@ -126,13 +136,12 @@ def _box(value: object, mode: str) -> tuple[int | None, int | None]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `progimage url SOURCE …`: one per operation, named as in the URL."""
     parser.add_argument("source", help="an image id, or an http(s) URL")
-    for name, arity in urls.ARITY.items():
-        if name == "mirror":
-            continue
-        if arity == 0:
+    for op in ops.REGISTRY:
+        name = op.name
+        if op.arity == 0:
             parser.add_argument(f"--{name}", action="store_true", default=None)
         else:
-            parser.add_argument(f"--{name}", metavar=name.upper(), help=ARGUMENTS.get(name))
+            parser.add_argument(f"--{name}", metavar=name.upper(), help=ARGUMENTS[name])
     parser.add_argument(
         "--widths", help="comma-separated widths: print a srcset instead of one URL"
     )
@@ -143,9 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace, key: str | None) -> str:
     """The URL, or the srcset when --widths is given, that `progimage url` prints."""
     chosen = {
-        name: getattr(args, name)
-        for name in urls.ARITY
-        if name != "mirror" and getattr(args, name) is not None
+        op.name: getattr(args, op.name) for op in ops.REGISTRY if getattr(args, op.name) is not None
     }
     if not args.widths:
         return url(args.source, key=key, base=args.base, **chosen)
@@ -157,17 +164,4 @@ def from_args(args: argparse.Namespace, key: str | None) -> str:
 
 
 # What each operation's argument looks like, for the service description at GET /.
-ARGUMENTS = {
-    "crop": "x,y,w,h",
-    "rotate": "|".join(str(r) for r in ops.ROTATIONS),
-    **{mode: "WxH" for mode in ops.RESIZE_MODES},
-    "resize": "WxH, Wx or xH",
-    "gravity": "|".join(ops.GRAVITIES),
-    "dpr": f"{ops.DPR_RANGE[0]:g}-{ops.DPR_RANGE[1]:g}",
-    "blur": f"{ops.BLUR_RANGE[0]:g}-{ops.BLUR_RANGE[1]:g}",
-    "sharpen": f"{ops.SHARPEN_RANGE[0]:g}-{ops.SHARPEN_RANGE[1]:g}",
-    "bg": "RRGGBB",
-    "q": f"{ops.QUALITY_RANGE[0]}-{ops.QUALITY_RANGE[1]}",
-    "fmt": "|".join([*ops.FORMATS, "auto"]),
-    "expires": "unix seconds",
-}
+ARGUMENTS = {op.name: op.arg.describe for op in ops.REGISTRY if op.arity}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from . import imaging, ops, previews
+from . import imaging, ops, placeholders, previews
 from .errors import Unprocessable
 from .imaging import Source
 
@@ -25,6 +25,10 @@ class Facts:
     pages: int
     orientation: int
     phash: str  # 16 hex digits
+    # Placeholders (placeholders.py); None on records stored before they were computed.
+    blurhash: str | None = None
+    thumbhash: str | None = None
+    dominant_color: str | None = None
 
     @property
     def mime(self) -> str:
@@ -58,12 +62,21 @@ def examine(
             copy = previews.working_copy(source, header)
             small = copy.thumbnail_image(_HASH_SIZE, height=_HASH_SIZE, size="force")
             kept = previews.encode(copy) if preview else None
+            marks = placeholders.compute(copy)
         else:
             small = _thumbnail(source, imaging.fail_on(header.format))
+            marks = placeholders.compute(
+                imaging.to_srgb(
+                    imaging.thumbnail(
+                        source, placeholders.EDGE, height=placeholders.EDGE,
+                        fail_on=imaging.fail_on(header.format),
+                    )
+                )
+            )  # fmt: skip
         phash = perceptual_hash(small)
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
-    return Facts(**asdict(header), phash=phash), kept
+    return Facts(**asdict(header), phash=phash, **marks.as_dict()), kept
 
 
 def _thumbnail(source: Source, fail_on: str) -> pyvips.Image:

@@ -6,13 +6,14 @@ Everything here runs in a worker thread; nothing touches the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
-from . import imaging, ops, previews
+from . import imaging, ops, previews, steps
+from . import placeholders as placeholders_module
 from .errors import BadRequest, ProxyError, Unprocessable
 from .imaging import Header, Source
 from .ops import Options
@@ -31,6 +32,8 @@ class Result:
     has_alpha: bool
     process_ms: float
     encode_ms: float
+    over_budget: int | None = None  # `maxbytes` not reached: the size of the quality-10 result
+    placeholders: dict[str, str] | None = None  # for `info`: blurhash, thumbhash, colour
 
     @property
     def mime(self) -> str:
@@ -48,6 +51,19 @@ class Plan:
     animated: bool
     quality: int | None
     options: Options
+    # Trim and free rotation change the size only the pixels can tell: the `fit` step sizes
+    # the image then, from what it sees, instead of the loader from the header.
+    late: bool = False
+    meta: str = "strip"
+
+    @property
+    def keep_profile(self) -> bool:
+        return self.meta == "keep"
+
+    @property
+    def page(self) -> int | None:
+        """The loader's 0-based page, when one page was asked for."""
+        return None if self.options.page is None else self.options.page - 1
 
 
 def output_format(requested: str | None, header: Header) -> str:
@@ -60,37 +76,67 @@ def output_format(requested: str | None, header: Header) -> str:
 
 
 def plan(
-    header: Header, options: Options, requested_format: str | None, quality: Mapping[str, int]
+    header: Header,
+    options: Options,
+    requested_format: str | None,
+    quality: Mapping[str, int],
+    metadata: str = "strip",
 ) -> Plan:
     fmt = output_format(requested_format, header)
+    _check_encoding(options, fmt)
     animated = (
-        header.pages > 1 and header.format in ops.ANIMATED_FORMATS and fmt in ops.ANIMATED_FORMATS
+        header.pages > 1
+        and options.page is None
+        and header.format in ops.ANIMATED_FORMATS
+        and fmt in ops.ANIMATED_FORMATS
     )
     crop = _clip_crop(options.crop, header) if options.crop else None
+    q = options.quality if options.quality is not None else quality.get(fmt)
+    meta = options.meta or metadata
+    if options.trim is not None and animated:
+        raise BadRequest(
+            f"'trim/{options.trim}': frames of an animation would trim differently; "
+            "add page/1 for a still"
+        )
+    if options.trim is not None or options.rotate not in (0, 90, 180, 270):
+        return Plan(crop, None, None, fmt, animated, q, options, late=True, meta=meta)
     width, height = (crop[2], crop[3]) if crop else (header.width, header.height)
     quarter = options.rotate in (90, 270)
     if quarter:  # the box applies to the rotated image
         width, height = height, width
-    scaled, final = _geometry(options, width, height)
+    scaled, final = geometry(options, width, height)
     if scaled and quarter:
         scaled = (scaled[1], scaled[0])
     if scaled == (crop[2], crop[3]) if crop else scaled == (header.width, header.height):
         scaled = None
-    q = options.quality if options.quality is not None else quality.get(fmt)
-    return Plan(crop, scaled, final, fmt, animated, q, options)
+    return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta)
 
 
-def _clip_crop(crop: tuple[int, int, int, int], header: Header) -> tuple[int, int, int, int]:
-    x, y, w, h = crop
+def _check_encoding(o: Options, fmt: str) -> None:
+    """Encoder settings that the chosen format cannot honour are the URL's mistake: 400."""
+    if o.lossless and fmt not in ops.LOSSLESS_FORMATS:
+        raise BadRequest(f"'lossless': {fmt} has no lossless mode (webp or avif do)")
+    if o.palette is not None and fmt not in ops.PALETTE_FORMATS:
+        raise BadRequest(f"'palette/{o.palette}': {fmt} has no palette (png or gif do)")
+    if o.maxbytes is not None and fmt not in ops.LOSSY_FORMATS:
+        raise BadRequest(f"'maxbytes/{o.maxbytes}': {fmt} has no quality to lower")
+
+
+def _clip_crop(crop: tuple[int | float, ...], header: Header) -> tuple[int, int, int, int]:
+    """Fractions resolved against the upright source, then clipped to it."""
+    x, y, w, h = (
+        round(v * side) if isinstance(v, float) else v
+        for v, side in zip(crop, (header.width, header.height) * 2, strict=True)
+    )
+    w, h = max(1, w), max(1, h)
     right, bottom = min(x + w, header.width), min(y + h, header.height)
     if x >= header.width or y >= header.height or right <= x or bottom <= y:
-        raise BadRequest(
-            f"'crop/{x},{y},{w},{h}': outside the {header.width}x{header.height} image"
-        )
+        written = ops.BY_NAME["crop"].arg.format(crop)
+        raise BadRequest(f"'crop/{written}': outside the {header.width}x{header.height} image")
     return x, y, right - x, bottom - y
 
 
-def _geometry(
+def geometry(
     o: Options, width: int, height: int
 ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
     """(scaled size, final size) in output orientation for the resize family."""
@@ -123,104 +169,17 @@ def _px(value: float) -> int:
     return max(1, round(value))
 
 
-# --- steps: each takes the image and the plan, and returns the image untouched when idle.
-
-
-def _rotate(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    angle = {90: "d90", 180: "d180", 270: "d270"}.get(p.options.rotate)
-    return img.rot(angle) if angle else img
-
-
-def _flip(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.flipver() if p.options.flip else img
-
-
-def _flop(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.fliphor() if p.options.flop else img
-
-
-_GRAVITY_XY = {
-    "centre": (0.5, 0.5), "north": (0.5, 0.0), "south": (0.5, 1.0), "east": (1.0, 0.5),
-    "west": (0.0, 0.5), "northeast": (1.0, 0.0), "northwest": (0.0, 0.0),
-    "southeast": (1.0, 1.0), "southwest": (0.0, 1.0),
-}  # fmt: skip
-
-
-def _fill_crop(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    if p.options.mode not in ("fill", "thumbnail") or p.final is None:
-        return img
-    w, h = min(p.final[0], img.width), min(p.final[1], img.height)
-    if (w, h) == (img.width, img.height):
-        return img
-    gravity = p.options.effective_gravity
-    if gravity in ("smart", "entropy"):
-        interesting = "attention" if gravity == "smart" else "entropy"
-        return img.smartcrop(w, h, interesting=interesting)
-    gx, gy = _GRAVITY_XY[gravity]
-    return img.extract_area(round((img.width - w) * gx), round((img.height - h) * gy), w, h)
-
-
-def _pad(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    if p.options.mode != "pad" or p.final is None:
-        return img
-    w, h = p.final
-    if (w, h) == (img.width, img.height):
-        return img
-    gx, gy = _GRAVITY_XY[p.options.gravity or "centre"]
-    if img.hasalpha() and not p.options.bg and p.output_format in ops.ALPHA_FORMATS:
-        background = [0] * img.bands  # transparent margins for transparent images
-    else:
-        background = _rgb(p.options.background)[: img.bands - int(img.hasalpha())]
-        if img.hasalpha():
-            background = [*background, 255]
-    x, y = round((w - img.width) * gx), round((h - img.height) * gy)
-    return img.embed(x, y, w, h, extend="background", background=background)
-
-
-def _blur(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.gaussblur(p.options.blur) if p.options.blur else img
-
-
-def _sharpen(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.sharpen(sigma=p.options.sharpen) if p.options.sharpen else img
-
-
-def _srgb(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return imaging.to_srgb(img)
-
-
-def _grayscale(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.colourspace("b-w") if p.options.grayscale else img
-
-
-def _flatten(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    if not img.hasalpha() or p.output_format in ops.ALPHA_FORMATS:
-        return img
-    background = _rgb(p.options.background)
-    if img.bands <= 2:
-        background = [sum(background) / 3]
-    return img.flatten(background=background)
-
-
-STEPS: list[Callable[[pyvips.Image, Plan], pyvips.Image]] = [
-    # Colour first: every later step (pad's background above all) works on 8-bit sRGB.
-    _srgb, _rotate, _flip, _flop, _fill_crop, _pad, _blur, _sharpen, _grayscale, _flatten,
-]  # fmt: skip
-
-
-def _rgb(hex_colour: str) -> list[int]:
-    return [int(hex_colour[i : i + 2], 16) for i in (0, 2, 4)]
-
-
 # --- load + scale, the only place pixels are decoded.
 
 
 def _needs_random_access(p: Plan) -> bool:
-    """Steps that read pixels out of top-to-bottom order (rotations, flips, smart crops)."""
+    """Steps that read pixels out of top-to-bottom order (rotations, flips, smart crops,
+    trim's two passes)."""
     o = p.options
     return bool(
         o.rotate
         or o.flip
+        or p.late
         or (o.mode in ("fill", "thumbnail") and o.effective_gravity in ("smart", "entropy"))
     )
 
@@ -228,6 +187,8 @@ def _needs_random_access(p: Plan) -> bool:
 def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
     """Decode once: through shrink-on-load when nothing needs the full-size pixels first."""
     random_access = _needs_random_access(p)
+    fail_on = imaging.fail_on(header.format)
+    page = {} if p.page is None else {"page": p.page}
     if p.scaled and not p.crop:
         width, height = p.scaled
         shrink = _jpeg_shrink(header, width, height)
@@ -235,29 +196,23 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
             # Orientation other than 1 rotates the decoded pixels: that needs random access.
             access = "random" if random_access or header.orientation != 1 else "sequential"
             img = imaging.open_image(
-                source,
-                header.format,
-                access=access,
-                shrink=shrink,
-                fail_on=imaging.fail_on(header.format),
+                source, header.format, access=access, shrink=shrink, fail_on=fail_on
             ).autorot()
             if (img.width, img.height) != (width, height):  # a 1/2 decode of 1600 px is 800
                 img = img.thumbnail_image(width, height=height, size="force")
             return img.copy_memory() if random_access else img
-        img = imaging.thumbnail(
-            source, width, height=height, size="force", fail_on=imaging.fail_on(header.format)
-        )
+        img = imaging.thumbnail(source, width, height=height, size="force", fail_on=fail_on, **page)
         # The thumbnail streams from a sequential decode; a small copy in memory lets the
         # later steps read it in any order.
         return img.copy_memory() if random_access else img
     access = "random" if random_access else "sequential"
     img = imaging.open_image(
-        source, header.format, access=access, fail_on=imaging.fail_on(header.format)
+        source, header.format, access=access, fail_on=fail_on, **page
     ).autorot()
     if p.crop:
         img = img.extract_area(*p.crop)
     if p.scaled:
-        img = _resize_exact(img, *p.scaled)
+        img = resize_exact(img, *p.scaled)
     return img
 
 
@@ -276,7 +231,7 @@ def _jpeg_shrink(header: Header, width: int, height: int) -> int:
     return 1
 
 
-def _resize_exact(img: pyvips.Image, width: int, height: int) -> pyvips.Image:
+def resize_exact(img: pyvips.Image, width: int, height: int) -> pyvips.Image:
     img = img.resize(width / img.width, vscale=height / img.height)
     if (img.width, img.height) != (width, height):  # rounding inside libvips: at most a pixel
         img = img.embed(0, 0, width, height, extend="copy")
@@ -295,7 +250,7 @@ def _load_frames(source: Source, header: Header, p: Plan) -> list[pyvips.Image]:
         if p.crop:
             frame = frame.extract_area(*p.crop)
         if p.scaled:
-            frame = _resize_exact(frame, *p.scaled)
+            frame = resize_exact(frame, *p.scaled)
         frames.append(frame)
     return frames
 
@@ -305,7 +260,7 @@ def render(
 ) -> Result:
     """Turn an original into the derived image `options` describes; from its `preview`
     (previews.py) when the output is small enough and needs no source pixel coordinates.
-    `settings` are prepare()'s: requested_format, quality, max_pixels, allow_svg."""
+    `settings` are prepare()'s: requested_format, quality, max_pixels, allow_svg, metadata."""
     started = time.perf_counter()
     return render_planned(prepare(source, options, **settings), preview=preview, started=started)
 
@@ -318,32 +273,54 @@ def prepare(
     quality: Mapping[str, int],
     max_pixels: int,
     allow_svg: bool = False,
+    metadata: str = "strip",
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
     source = imaging.loadable(source)
     header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
-    return source, header, plan(header, options, requested_format, quality)
+    if options.page is not None:
+        if options.page > header.pages:
+            pages = f"{header.pages} page" + ("s" if header.pages > 1 else "")
+            raise BadRequest(f"'page/{options.page}': the image has {pages}")
+        if options.page > 1:  # pages of one file may differ in size
+            header, _ = imaging.read_header(
+                source, allow_svg=allow_svg, max_pixels=max_pixels, page=options.page - 1
+            )
+    return source, header, plan(header, options, requested_format, quality, metadata)
+
+
+def _uses_preview(p: Plan) -> bool:
+    """Outputs a preview can stand in for: scaled down, no source coordinates, one page,
+    pixels and metadata the preview has (it is sRGB and carries no metadata)."""
+    return bool(
+        not p.animated
+        and p.scaled
+        and not p.crop
+        and not p.late
+        and p.options.page is None
+        and p.meta == "strip"
+    )
 
 
 def render_planned(
     planned: tuple[Source, Header, Plan], *, preview: Source | None, started: float
 ) -> Result:
     source, header, p = planned
-    if not p.animated and p.scaled and not p.crop:
+    if _uses_preview(p):
         stand_in = previews.stand_in(preview, header, p.scaled)
         if stand_in is not None:
             try:
-                return _render(*stand_in, p, started)
+                return _render(*stand_in, p, started, original=source)
             except ProxyError:
                 pass  # a damaged preview: the original is still there
-    return _render(source, header, p, started)
+    return _render(source, header, p, started, original=source)
 
 
 def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
     """A preview of the original when this render would read one, else None: for originals
     that got none at upload (remote ones), made once and kept by the caller."""
     source, header, p = planned
-    if p.animated or not p.scaled or p.crop or not previews.would_serve(header, p.scaled):
+    if not _uses_preview(p) or not previews.would_serve(header, p.scaled):
         return None
     try:
         return previews.encode(previews.working_copy(source, header))
@@ -351,7 +328,8 @@ def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
         return None  # the render itself will report what is wrong with the original
 
 
-def _render(source: Source, header: Header, p: Plan, started: float) -> Result:
+def _render(source: Source, header: Header, p: Plan, started: float, *, original: Source) -> Result:
+    placeholders = None
     try:
         if p.animated:
             frames = [_apply_steps(frame, p) for frame in _load_frames(source, header, p)]
@@ -363,8 +341,16 @@ def _render(source: Source, header: Header, p: Plan, started: float) -> Result:
                 # so the output has the bands (and transparent `pad` margins) of the original's.
                 img = img.bandjoin_const([255])
             img = _apply_steps(img, p)
+        if p.options.info:
+            img = img.copy_memory()  # read twice: for the placeholders, then to encode
+            placeholders = summarise(img)
         processed = time.perf_counter()
-        body = imaging.encode(img, p.output_format, p.quality)
+        keep = pyvips.enums.ForeignKeep.NONE
+        if p.meta != "strip":
+            from . import embedded
+
+            img, keep = embedded.carry(img, imaging.open_image(original, header.format), p.meta)
+        body, over = _encode(img, p, keep)
     except pyvips.Error as exc:
         if imaging.vanished(source):
             raise imaging.gone() from exc
@@ -381,12 +367,47 @@ def _render(source: Source, header: Header, p: Plan, started: float) -> Result:
         has_alpha=bool(img.hasalpha()),
         process_ms=(processed - started) * 1000,
         encode_ms=(done - processed) * 1000,
+        over_budget=over,
+        placeholders=placeholders,
     )
 
 
+def summarise(img: pyvips.Image) -> dict[str, str]:
+    """blurhash, thumbhash and dominant colour of the final pixels, for `info`."""
+    return placeholders_module.compute(imaging.to_srgb(img)).as_dict()
+
+
+MIN_BUDGET_QUALITY = 10
+
+
+def _encode(img: pyvips.Image, p: Plan, keep: int) -> tuple[bytes, int | None]:
+    """The encoded bytes, and their size when even the lowest quality is over `maxbytes`."""
+    o = p.options
+    options = {"keep": keep, "lossless": o.lossless, "palette": o.palette}
+    budget = o.maxbytes
+    if budget is None:
+        return imaging.encode(img, p.output_format, p.quality, **options), None
+    # The size falls as the quality does: a binary search finds the highest that fits.
+    img = img.copy_memory()  # encoded several times: decode and process once
+    top = p.quality or 100
+    best = None
+    low, high = MIN_BUDGET_QUALITY, max(MIN_BUDGET_QUALITY, top)
+    while low <= high:
+        q = (low + high) // 2
+        body = imaging.encode(img, p.output_format, q, **options)
+        if len(body) <= budget:
+            best, low = body, q + 1
+        else:
+            high = q - 1
+    if best is not None:
+        return best, None
+    lowest = imaging.encode(img, p.output_format, MIN_BUDGET_QUALITY, **options)
+    return lowest, len(lowest) if len(lowest) > budget else None
+
+
 def _apply_steps(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    for step in STEPS:
-        img = step(img, p)
+    for fn in steps.ORDER:
+        img = fn(img, p)
     return img
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import hashlib
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import cache, metrics, pipeline, urls
+from . import cache, metrics, ops, pipeline, urls
 from .config import Config
 from .errors import Forbidden, NotFound
 from .ops import Options
@@ -19,39 +25,59 @@ from .workers import RenderPool, SingleFlight
 YEAR = 31_536_000
 
 
-def negotiate(accept: str) -> str | None:
-    """`fmt/auto`: AVIF if the client takes it, else WebP, else None (the source's rule)."""
+def negotiate(accept: str, formats: tuple[str, ...] = ("avif", "webp")) -> str | None:
+    """`fmt/auto`: the first of `formats` (output.auto_formats) the client takes, else None
+    (the source's rule)."""
     accepted = set()
     for part in accept.split(","):
         media, *params = (piece.strip().lower() for piece in part.split(";"))
         refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
         if media and not refused:
             accepted.add(media)
-    if "image/avif" in accepted:
-        return "avif"
-    if "image/webp" in accepted:
-        return "webp"
-    return None
+    return next((fmt for fmt in formats if ops.MIME_TYPES.get(fmt) in accepted), None)
+
+
+DPR_HINTS = ("Sec-CH-DPR", "DPR")
+
+
+def client_dpr(headers: Mapping[str, str]) -> float:
+    """`dpr/auto`: the client hint, clamped to 1–4 and rounded to one decimal; 1 without."""
+    for name in DPR_HINTS:
+        text = headers.get(name, "").strip()
+        if text:
+            try:
+                value = float(text)
+            except ValueError:
+                return 1.0
+            if not math.isfinite(value):
+                return 1.0
+            return round(min(max(value, 1.0), 4.0), 1)
+    return 1.0
 
 
 @dataclass(slots=True)
 class Rendition:
     """A derived image and everything its response headers need.
 
-    For remote sources `etag` stays None until `Renderer.identify` has fetched the original,
-    because it names the upstream validator.
+    `options` has every request-dependent setting resolved (`dpr/auto`), and `requested` is
+    the negotiated output format: rendering needs nothing else from the request.
     """
 
-    etag: str | None
+    options: Options
+    ref: SourceRef
+    requested: str | None
+    etag: str
     tag: str
     cache_control: str
-    vary: bool
+    vary: tuple[str, ...] = ()
+    client_hints: bool = False  # `dpr/auto`: ask the browser for its DPR (Accept-CH)
     canonical: str = ""
     variant: str | None = None  # the negotiated format, as it enters the ETag
     original: Original | None = None
     result: Result | None = None
     from_cache: bool = False
     from_store: bool = False  # read back from the results store, not rendered
+    fallback: str | None = None  # `not-found` / `upstream-error`: the fallback image stands in
     timings: dict[str, float] = field(default_factory=dict)
 
     def server_timing(self) -> str:
@@ -59,6 +85,22 @@ class Rendition:
         source = "hit" if self.from_cache else "store" if self.from_store else "miss"
         parts.append(f'cache;desc="{source}"')
         return ", ".join(parts)
+
+    def headers(self) -> dict[str, str]:
+        """The headers a 200 and a 304 share."""
+        headers = {
+            "ETag": f'"{self.etag}"',
+            "Cache-Control": self.cache_control,
+            "Cache-Tag": self.tag,
+            "Surrogate-Key": self.tag,
+        }
+        if self.vary:
+            headers["Vary"] = ", ".join(self.vary)
+        if self.client_hints:
+            headers["Accept-CH"] = ", ".join(DPR_HINTS)
+        if self.fallback:
+            headers["ProgImage-Fallback"] = self.fallback
+        return headers
 
 
 class Renderer:
@@ -83,53 +125,98 @@ class Renderer:
             metrics.cache_observer("results"),
         )
         self.renders = 0  # renders actually run by libvips in this process
+        self._files: dict[str, str] = {}  # fallback image files: path -> content identity
 
-    async def prepare(self, options: Options, ref: SourceRef, accept: str) -> Rendition:
-        """Everything known before touching the original: for stored ids, the ETag itself."""
+    async def prepare(
+        self, options: Options, ref: SourceRef, request_headers: Mapping[str, str]
+    ) -> Rendition:
+        """Everything before pixels: expiry, negotiation, the ETag (for a remote source after
+        fetching it, since the ETag names the upstream version)."""
         now = time.time()
         if options.expires is not None and now >= options.expires:
             raise Forbidden("this URL has expired")
-        requested = options.format or self.config.output.format
-        vary = requested == "auto"
-        negotiated = negotiate(accept) if vary else requested
-        variant = f"auto:{negotiated}" if vary else negotiated
+        options, negotiated, vary, variant = self.resolve(options, request_headers)
         canonical = urls.build(options, ref)
-        if ref.is_stored:
+        if ref.kind == "id":
             if not await self.store.exists(ref.value):
                 raise NotFound(f"no image with id {ref.value}")
-            etag = cache.result_key(canonical, ref.value, variant)
-            tag, max_age = ref.value, YEAR
+            identity, tag, max_age = ref.value, ref.value, YEAR
+        elif ref.kind == "file":  # the fallback image from a file (fallback.image)
+            identity, tag, max_age = self._file_identity(ref.value), "fallback", YEAR
         else:
             if self.remote is None:
                 raise NotFound("remote sources are not enabled on this server")
-            etag, tag, max_age = None, cache.url_tag(ref.value), self.config.cache.remote_ttl
+            tag, max_age = cache.url_tag(ref.value), self.config.cache.remote_ttl
+            identity = None
         control = f"public, max-age={max_age}" + (", immutable" if ref.is_stored else "")
         if options.expires is not None:
             control = f"public, max-age={min(max_age, int(options.expires - now))}"
-        return Rendition(etag, tag, control, vary, canonical=canonical, variant=variant)
+        rendition = Rendition(
+            options, ref, negotiated, "", tag, control, vary, DPR_HINTS[0] in vary,
+            canonical=canonical, variant=variant,
+        )  # fmt: skip
+        if identity is None:
+            assert self.remote is not None
+            started = time.perf_counter()
+            rendition.original = await self.remote.fetch(ref)
+            elapsed = time.perf_counter() - started
+            metrics.FETCH_SECONDS.labels("remote").observe(elapsed)
+            rendition.timings["fetch"] = elapsed * 1000
+            identity = rendition.original.identity
+        rendition.etag = cache.result_key(canonical, identity, variant)
+        return rendition
 
-    async def identify(self, rendition: Rendition, ref: SourceRef) -> None:
-        """Remote sources: fetch the original (from the source cache when fresh) and derive the
-        ETag from its identity, so If-None-Match can be answered before any render."""
-        if rendition.etag is not None:
+    def resolve(
+        self, options: Options, request_headers: Mapping[str, str]
+    ) -> tuple[Options, str | None, tuple[str, ...], str | None]:
+        """What the request decides: (options with `dpr/auto` resolved, the output format,
+        the headers the response varies on, the format as it enters the ETag)."""
+        vary: tuple[str, ...] = ()
+        requested = options.format or self.config.output.format
+        variant = requested
+        if requested == "auto":
+            vary += ("Accept",)
+            requested = negotiate(
+                request_headers.get("Accept", ""), self.config.output.auto_formats
+            )
+            variant = f"auto:{requested}"
+        if options.dpr == "auto":
+            vary += DPR_HINTS
+            options = self._with_dpr(options, client_dpr(request_headers))
+        return options, requested, vary, variant
+
+    def _with_dpr(self, options: Options, dpr: float) -> Options:
+        """The client's ratio, lowered (to a tenth) where the box would pass the limit."""
+        limit = self.config.limits.max_output_dimension
+        longest = max(v or 0 for v in (options.width, options.height))
+        if longest and longest * dpr > limit:
+            dpr = max(1.0, math.floor(limit / longest * 10) / 10)
+        return urls.normalise(dataclasses.replace(options, dpr=dpr))
+
+    def _file_identity(self, path: str) -> str:
+        identity = self._files.get(path)
+        if identity is None:
+            raise NotFound("the fallback image file cannot be read")
+        return identity
+
+    async def load_fallback(self) -> None:
+        """Hash the fallback image file once at start: its content names its ETag."""
+        image = self.config.fallback.image
+        if image is None or urls.ID_RE.match(image):
             return
-        assert self.remote is not None  # prepare() refused URL sources without one
-        started = time.perf_counter()
-        rendition.original = await self.remote.fetch(ref)
-        elapsed = time.perf_counter() - started
-        metrics.FETCH_SECONDS.labels("remote").observe(elapsed)
-        rendition.timings["fetch"] = elapsed * 1000
-        rendition.etag = cache.result_key(
-            rendition.canonical, rendition.original.identity, rendition.variant
-        )
+        data = await asyncio.to_thread(Path(image).read_bytes)
+        self._files[image] = "file:" + hashlib.sha256(data).hexdigest()[:32]
 
-    async def render(
-        self, rendition: Rendition, options: Options, ref: SourceRef, requested: str | None
-    ) -> Rendition:
+    def fallback_ref(self) -> SourceRef | None:
+        image = self.config.fallback.image
+        if image is None:
+            return None
+        return SourceRef("id" if urls.ID_RE.match(image) else "file", image)
+
+    async def render(self, rendition: Rendition) -> Rendition:
         """Fill `rendition.result`: from the cache, a render in flight, or a new render."""
-        await self.identify(rendition, ref)
+        options, ref, requested = rendition.options, rendition.ref, rendition.requested
         etag = rendition.etag
-        assert etag is not None
         hit = self.results.get(etag)
         if hit is not None:
             rendition.result, rendition.from_cache = hit, True
@@ -145,12 +232,14 @@ class Renderer:
                     self.results.put(etag, stored)
                     return stored, {"store": (time.perf_counter() - started) * 1000}
             original = fetched_original
-            if original is None:
+            if original is None and ref.kind == "file":
+                original = Original(Path(ref.value), etag, "fallback")
+            elif original is None:
                 original = await self.store.fetch(ref)
                 timings["fetch"] = (time.perf_counter() - started) * 1000
             fetched = time.perf_counter()
             result, made = await self.pool.run(
-                self._render_sync, original, options, requested, not ref.is_stored
+                self._render_sync, original, options, requested, ref.kind == "url"
             )
             if made is not None and isinstance(self.remote, HttpSource):
                 self.remote.keep_preview(ref.value, original.identity, made)
@@ -173,10 +262,6 @@ class Renderer:
         rendition.timings.update(timings)
         return rendition
 
-    def requested_format(self, options: Options, accept: str) -> str | None:
-        requested = options.format or self.config.output.format
-        return negotiate(accept) if requested == "auto" else requested
-
     def _render_sync(
         self, original: Original, options: Options, requested: str | None, remote: bool
     ) -> tuple[Result, bytes | None]:
@@ -191,6 +276,7 @@ class Renderer:
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
+            metadata=self.config.output.metadata,
         )
         made = pipeline.make_preview(planned) if remote and original.preview is None else None
         result = pipeline.render_planned(planned, preview=original.preview or made, started=started)

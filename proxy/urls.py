@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from . import ops
 from .errors import BadRequest
@@ -15,21 +18,8 @@ ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _ID_WITH_SUFFIX_RE = re.compile(r"^([0-9a-f]{32})(?:\.([A-Za-z0-9]+))?$")
 _URL_RE = re.compile(r"^(https?):/*", re.IGNORECASE)
 _ENCODED_URL_RE = re.compile(r"^https?%3a", re.IGNORECASE)
-_UINT_RE = re.compile(r"^[0-9]{1,9}$")
-_SECONDS_RE = re.compile(r"^[0-9]{1,12}$")
-_DECIMAL_RE = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,6})?$")
-_BOX_RE = re.compile(r"^([0-9]{1,9})?x([0-9]{1,9})?$")
-_HEX_RE = re.compile(r"^[0-9a-fA-F]{6}$")
-
-# name -> number of arguments; `mirror` is an alias of `flop`.
-ARITY = {
-    "crop": 1, "rotate": 1, "flip": 0, "flop": 0, "mirror": 0,
-    "resize": 1, "fill": 1, "thumbnail": 1, "pad": 1, "stretch": 1,
-    "enlarge": 0, "gravity": 1, "dpr": 1, "blur": 1, "sharpen": 1, "grayscale": 0,
-    "bg": 1, "q": 1, "fmt": 1, "info": 0, "expires": 1,
-}  # fmt: skip
-_ALIASES = {"mirror": "flop"}
-_GRAVITY_ALIASES = {"center": "centre"}
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+_B64_RE = re.compile(r"^b64:([A-Za-z0-9_-]+={0,2})(?:\.([A-Za-z0-9]+))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +34,26 @@ class SourceRef:
         return self.kind == "id"
 
 
-def parse(path: str, query: str = "", *, max_dimension: int = 8192) -> tuple[Options, SourceRef]:
+@dataclass(frozen=True)
+class Grammar:
+    """What parsing needs to know of the server: its output limit and its presets."""
+
+    max_dimension: int = 8192
+    # name -> the fields its definition sets, already parsed (see `compile_presets`)
+    presets: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
+    presets_only: bool = False
+
+
+DEFAULT = Grammar()
+
+
+def parse(path: str, query: str = "", grammar: Grammar = DEFAULT) -> tuple[Options, SourceRef]:
     """Read a derived-image path (still percent-encoded, signature removed) left to right.
 
     Raises BadRequest naming the offending segment.
     """
     segments = path.lstrip("/").split("/")
-    fields, i = _parse_operations(segments, max_dimension)
+    fields, i = _parse_operations(segments, grammar)
     source, suffix = _parse_source("/".join(segments[i:]), query)
     if suffix is not None:
         fmt = ops.normalise_format(suffix)
@@ -59,172 +62,106 @@ def parse(path: str, query: str = "", *, max_dimension: int = 8192) -> tuple[Opt
         if fields.get("format", fmt) != fmt:
             raise BadRequest(f"'.{suffix}': suffix disagrees with fmt/{fields['format']}")
         fields["format"] = fmt
-    options = normalise(Options(**fields))
-    _check_box(options, max_dimension)
-    return options, source
+    return _finish(fields, grammar), source
 
 
-def parse_operations(path: str, *, max_dimension: int = 8192) -> Options:
+def parse_operations(path: str, grammar: Grammar = DEFAULT) -> Options:
     """Operations only, no source: the path of `POST /{operations…}` with the image in the body."""
     segments = path.strip("/").split("/")
     if segments == [""]:
-        return Options()
-    fields, i = _parse_operations(segments, max_dimension)
+        return _finish({}, grammar)
+    fields, i = _parse_operations(segments, grammar)
     if i < len(segments):
         raise BadRequest(f"'{segments[i]}': not an operation (the image goes in the body)")
+    return _finish(fields, grammar)
+
+
+def compile_presets(definitions: Mapping[str, str], max_dimension: int) -> dict[str, dict]:
+    """`{name: "/fill/128x128/fmt/webp"}` -> the fields each sets; ValueError naming a bad one."""
+    grammar = Grammar(max_dimension=max_dimension)
+    compiled = {}
+    for name, definition in definitions.items():
+        try:
+            fields, i = _parse_operations(definition.strip("/").split("/"), grammar)
+            if "preset" in fields or i < len(definition.strip("/").split("/")):
+                raise BadRequest("operations only: no source, no preset inside a preset")
+        except BadRequest as exc:
+            raise ValueError(f"{name}: {exc.detail}") from None
+        compiled[name] = fields
+    return compiled
+
+
+def _finish(fields: dict[str, object], grammar: Grammar) -> Options:
+    name = fields.pop("preset", None)
+    if grammar.presets_only and (name is None or fields):
+        extra = next(iter(fields), None)
+        what = f"'{ops.FIELDS[extra].name}'" if extra else "a URL without preset"
+        raise BadRequest(f"{what}: this server serves presets only (preset/{{name}})")
+    if name is not None:
+        if name not in grammar.presets:
+            raise BadRequest(f"'preset/{name}': no such preset")
+        fields = {**grammar.presets[name], **fields}  # the URL's own operations win
     options = normalise(Options(**fields))
-    _check_box(options, max_dimension)
+    _check_box(options, grammar.max_dimension)
     return options
 
 
-def _parse_operations(segments: list[str], max_dimension: int) -> tuple[dict[str, object], int]:
+def _parse_operations(segments: list[str], grammar: Grammar) -> tuple[dict[str, object], int]:
     fields: dict[str, object] = {}
     seen: set[str] = set()
     i = 0
-    while i < len(segments) and segments[i] in ARITY:
+    while i < len(segments) and segments[i] in ops.BY_NAME:
         name = segments[i]
-        canonical = _ALIASES.get(name, name)
-        family = "resize" if canonical in ops.RESIZE_MODES else canonical
-        if family in seen:
-            raise BadRequest(f"'{name}': only one {_family_label(family)} per URL")
-        seen.add(family)
-        if ARITY[name] == 0:
-            fields[canonical] = True
+        op = ops.BY_NAME[name]
+        slot = op.family or op.name
+        if slot in seen:
+            label = "of " + ", ".join(ops.RESIZE_MODES) if op.family else f"'{op.name}'"
+            raise BadRequest(f"'{name}': only one {label} per URL")
+        seen.add(slot)
+        key = op.field or op.name
+        if op.arity == 0:
+            fields[key] = True
             i += 1
             continue
         if i + 1 >= len(segments) or segments[i + 1] == "":
             raise BadRequest(f"'{name}' needs an argument")
-        _apply(fields, canonical, segments[i + 1], max_dimension)
+        arg = segments[i + 1]
+        try:
+            fields[key] = op.arg.parse(unquote(arg), grammar.max_dimension)
+        except ValueError as exc:
+            raise BadRequest(f"'{name}/{arg}': {exc}") from None
         i += 2
     return fields, i
 
 
 def build(options: Options, source: SourceRef) -> str:
     """The canonical path of (options, source): fixed operation order, canonical arguments."""
-    o = options
     parts: list[str] = []
-    if o.crop:
-        parts += ["crop", ",".join(str(v) for v in o.crop)]
-    if o.rotate:
-        parts += ["rotate", str(o.rotate)]
-    if o.flip:
-        parts.append("flip")
-    if o.flop:
-        parts.append("flop")
-    if o.mode:
-        parts += [o.mode, f"{o.width or ''}x{o.height or ''}"]
-    if o.enlarge:
-        parts.append("enlarge")
-    if o.gravity:
-        parts += ["gravity", o.gravity]
-    if o.dpr != 1.0:
-        parts += ["dpr", _num(o.dpr)]
-    if o.blur is not None:
-        parts += ["blur", _num(o.blur)]
-    if o.sharpen is not None:
-        parts += ["sharpen", _num(o.sharpen)]
-    if o.grayscale:
-        parts.append("grayscale")
-    if o.bg:
-        parts += ["bg", o.bg]
-    if o.quality is not None:
-        parts += ["q", str(o.quality)]
-    if o.format:
-        parts += ["fmt", o.format]
-    if o.info:
-        parts.append("info")
-    if o.expires is not None:
-        parts += ["expires", str(o.expires)]
+    for op in ops.REGISTRY:
+        if op.field is None:
+            continue
+        value = getattr(options, op.field)
+        if value == op.default or (op.family and value.mode != op.name):
+            continue
+        parts += [op.name] if op.arity == 0 else [op.name, op.arg.format(value)]
     parts.append(source.value)
     return "/" + "/".join(parts)
 
 
 def normalise(o: Options) -> Options:
     """Drop settings that cannot change the output, so equal images get equal URLs."""
-    changes: dict[str, object] = {}
-    if o.mode is None:
-        changes.update(enlarge=False, gravity=None, dpr=1.0)
-    elif o.mode not in ("fill", "thumbnail", "pad"):
-        changes["gravity"] = None
-    elif o.mode == "pad":
-        if o.gravity in ("smart", "entropy", "centre"):
-            changes["gravity"] = None
-    elif o.gravity == ("smart" if o.mode == "thumbnail" else "centre"):
-        changes["gravity"] = None
-    if o.bg == ops.DEFAULT_BG:
-        changes["bg"] = None
+    changes = {
+        name: op.default
+        for name, op in ops.FIELDS.items()
+        if op.idle is not None and getattr(o, name) != op.default and op.idle(o)
+    }
     return dataclasses.replace(o, **changes) if changes else o
-
-
-def _family_label(family: str) -> str:
-    if family == "resize":
-        return "of resize, fill, thumbnail, pad or stretch"
-    return f"'{family}'"
-
-
-def _apply(fields: dict[str, object], name: str, arg: str, max_dimension: int) -> None:
-    where = f"'{name}/{arg}'"
-    if name == "crop":
-        values = arg.split(",")
-        if len(values) != 4 or not all(_UINT_RE.match(v) for v in values):
-            raise BadRequest(f"{where}: expected x,y,w,h as four whole numbers")
-        x, y, w, h = (int(v) for v in values)
-        if w < 1 or h < 1:
-            raise BadRequest(f"{where}: width and height must be at least 1")
-        fields["crop"] = (x, y, w, h)
-    elif name == "rotate":
-        if arg not in ("90", "180", "270"):
-            raise BadRequest(f"{where}: expected 90, 180 or 270")
-        fields["rotate"] = int(arg)
-    elif name in ops.RESIZE_MODES:
-        match = _BOX_RE.match(arg)
-        if not match or not (match[1] or match[2]):
-            raise BadRequest(f"{where}: expected WxH, Wx or xH")
-        width = int(match[1]) if match[1] else None
-        height = int(match[2]) if match[2] else None
-        if name != "resize" and (width is None or height is None):
-            raise BadRequest(f"{where}: {name} needs both width and height (WxH)")
-        for value in (width, height):
-            if value is not None and not 1 <= value <= max_dimension:
-                raise BadRequest(f"{where}: dimensions must be between 1 and {max_dimension}")
-        fields.update(mode=name, width=width, height=height)
-    elif name == "gravity":
-        gravity = _GRAVITY_ALIASES.get(arg, arg)
-        if gravity not in ops.GRAVITIES:
-            raise BadRequest(f"{where}: expected one of {', '.join(ops.GRAVITIES)}")
-        fields["gravity"] = gravity
-    elif name in ("dpr", "blur", "sharpen"):
-        low, high = {"dpr": ops.DPR_RANGE, "blur": ops.BLUR_RANGE, "sharpen": ops.SHARPEN_RANGE}[
-            name
-        ]
-        if not _DECIMAL_RE.match(arg) or not low <= float(arg) <= high:
-            raise BadRequest(f"{where}: expected a number from {_num(low)} to {_num(high)}")
-        fields[name] = float(arg)
-    elif name == "bg":
-        if not _HEX_RE.match(arg):
-            raise BadRequest(f"{where}: expected a colour as RRGGBB hex")
-        fields["bg"] = arg.lower()
-    elif name == "q":
-        if not _UINT_RE.match(arg) or not 1 <= int(arg) <= 100:
-            raise BadRequest(f"{where}: expected a quality from 1 to 100")
-        fields["quality"] = int(arg)
-    elif name == "fmt":
-        fmt = "auto" if arg.lower() == "auto" else ops.normalise_format(arg)
-        if fmt is None:
-            raise BadRequest(f"{where}: expected one of jpeg, png, webp, avif, gif, tiff, auto")
-        fields["format"] = fmt
-    elif name == "expires":
-        if not _SECONDS_RE.match(arg):
-            raise BadRequest(f"{where}: expected unix seconds")
-        fields["expires"] = int(arg)
 
 
 def _check_box(o: Options, max_dimension: int) -> None:
     for value in o.box:
         if value is not None and value > max_dimension:
-            raise BadRequest(
-                f"'dpr/{_num(o.dpr)}': the box becomes larger than {max_dimension} pixels"
-            )
+            raise BadRequest(f"'dpr/{o.dpr:g}': the box becomes larger than {max_dimension} pixels")
 
 
 def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
@@ -234,8 +171,30 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
     if match:
         # A query string on a stored id is a cache-buster (`?v=2`): it cannot change the bytes.
         return SourceRef("id", match[1]), match[2]
+    b64 = _B64_RE.match(raw)
+    if b64:
+        return _decoded_source(b64[1]), b64[2]
     if _ENCODED_URL_RE.match(raw):
         raw = unquote(raw)
+    return _url_source(raw, query), None
+
+
+def _decoded_source(text: str) -> SourceRef:
+    """`b64:` sources: an id or a whole URL (query included), for URLs no path keeps intact."""
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest(f"'b64:{text}': not base64url of a URL or an id") from None
+    if ID_RE.match(decoded):
+        return SourceRef("id", decoded)
+    if not _URL_RE.match(decoded):
+        raise BadRequest(f"'b64:{text}': decodes to neither an http(s) URL nor an id")
+    # As a browser would send it: spaces and controls escaped, existing escapes kept.
+    url, _, query = quote(decoded, safe=_URL_SAFE).partition("?")
+    return _url_source(url, query)
+
+
+def _url_source(raw: str, query: str) -> SourceRef:
     url_match = _URL_RE.match(raw)
     if not url_match:
         first = raw.split("/", 1)[0]
@@ -256,8 +215,4 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
             host.encode("idna")
         except UnicodeError as exc:  # empty labels (`a..b`), over-long labels
             raise BadRequest(f"'{host}': not a valid host name") from exc
-    return SourceRef("url", url), None
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if value == int(value) else repr(value)
+    return SourceRef("url", url)

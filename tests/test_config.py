@@ -83,7 +83,7 @@ def _yaml_tree(cls: type) -> dict:
 
 
 def _key_tree(data: dict) -> dict:
-    return {k: _key_tree(v) if isinstance(v, dict) else None for k, v in data.items()}
+    return {k: _key_tree(v) if isinstance(v, dict) and v else None for k, v in data.items()}
 
 
 def test_repo_config_yaml_lists_every_key() -> None:

@@ -21,7 +21,7 @@ from yarl import URL
 from conftest import gradient
 from proxy.app import create_app
 from proxy.keys import STORE
-from proxy.urls import ARITY
+from proxy.ops import BY_NAME
 
 PROBLEM = "application/problem+json"
 TIMEOUT = 20
@@ -61,7 +61,8 @@ async def _call(client: TestClient, method: str, raw_path: str, data: bytes | No
 
 _ARGS = ["100x", "x50", "100x100", "0x0", "99999x99999", "0,0,10,10", "-1,0,5,5", "90", "45",
          "1.5", "abc", "ffffff", "zz", "1e9", "nan", "inf", "webp", "jpeg", "centre", "smart",
-         "", "%00", "..", "."]  # fmt: skip
+         "", "%00", "..", ".", "0.25,0,0.5,1.0", "-50", "max", "0.3,0.7", "4,8", "keep",
+         "b64:aHR0cDovLzEyNy4wLjAuMS94LnBuZw", "b64:!!", "auto"]  # fmt: skip
 _IDS = ["0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdeF", "deadbeef"]
 _SOURCES = ["https:/example.invalid/a.jpg", "http://127.0.0.1/x.png", "https://[::1]/x",
             "http://169.254.169.254/latest/meta-data", "ftp://x/y", "file:///etc/passwd",
@@ -71,7 +72,7 @@ _escape = st.builds(
     lambda a, b: f"%{a}{b}", st.sampled_from("0123456789abcdefABCDEFgz%"), st.sampled_from("0af7Gz")
 )
 _segment = st.one_of(
-    st.sampled_from(sorted(ARITY)),
+    st.sampled_from(sorted(BY_NAME)),
     st.sampled_from(_ARGS),
     st.sampled_from(_IDS).flatmap(lambda i: st.sampled_from([i, f"{i}.webp", f"{i}.bmp", i[:-1]])),
     st.sampled_from(_SOURCES),

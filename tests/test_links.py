@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy import cli, links, signing, urls
+from proxy import cli, links, ops, signing, urls
 from proxy.links import srcset, url
 
 ID = "9f86d081884c7d659a2feaa0c55ad015"
@@ -99,7 +99,7 @@ def test_srcset_refuses_what_it_cannot_express(widths: list, operations: dict) -
 
 
 def test_arguments_describe_every_operation_with_one() -> None:
-    with_argument = {name for name, arity in urls.ARITY.items() if arity == 1}
+    with_argument = {op.name for op in ops.REGISTRY if op.arity == 1}
     assert set(links.ARGUMENTS) == with_argument
 
 

@@ -52,6 +52,9 @@ class Record:
     created: float
     phash: str
     preview: bool = False  # a preview was kept beside it (previews.py); records before: none
+    blurhash: str | None = None  # placeholders (placeholders.py); records before: none
+    thumbhash: str | None = None
+    dominant_color: str | None = None
 
     def info(self) -> dict[str, object]:
         """The body of `GET /images/{id}/info`."""

@@ -26,6 +26,7 @@ from ..errors import (
     GatewayTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UpstreamMissing,
 )
 from ..urls import SourceRef
 from ..workers import SingleFlight
@@ -245,6 +246,10 @@ class HttpSource:
                 if response.status in REDIRECT_STATUSES:
                     url = _next_hop(url, response)
                     continue
+                if response.status in (404, 410):
+                    raise UpstreamMissing(
+                        f"the source answered {response.status} {response.reason}"
+                    )
                 if response.status != 200:
                     raise BadGateway(f"the source answered {response.status} {response.reason}")
                 return await self._read_capped(response), response.headers

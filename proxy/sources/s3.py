@@ -368,6 +368,7 @@ async def _stream(body: Any) -> AsyncGenerator[bytes, None]:
 
 
 _INT_FIELDS = ("width", "height", "bands", "pages", "orientation")
+_PLACEHOLDERS = ("blurhash", "thumbhash", "dominant_color")
 
 
 def _metadata(record: Record) -> dict[str, str]:
@@ -381,6 +382,10 @@ def _metadata(record: Record) -> dict[str, str]:
         alpha="1" if record.has_alpha else "0",
         preview="1" if record.preview else "0",
     )
+    for name in _PLACEHOLDERS:  # ASCII already: base83, base64 and hex
+        value = getattr(record, name)
+        if value is not None:
+            meta[name.replace("_", "-")] = value  # no underscores in header names
     return meta
 
 
@@ -396,6 +401,7 @@ def _record(image_id: str, size: int, meta: dict[str, str]) -> Record | None:
             created=float(meta["created"]),
             size=int(size),
             **{name: int(meta[name]) for name in _INT_FIELDS},
+            **{name: meta.get(name.replace("_", "-")) for name in _PLACEHOLDERS},
         )
     except (KeyError, ValueError):
         # Not written by this service (or by a future version it cannot read): not ours.
