@@ -65,7 +65,7 @@ import pyvips
 
 MODES = ("strip", "copyright", "keep")
 
-Keep = pyvips.enums.ForeignKeep
+_Keep = pyvips.enums.ForeignKeep
 
 # Fields whose content this module decides; removed from `out` before anything is set.
 _DECIDED = (
@@ -89,20 +89,20 @@ def carry(out: pyvips.Image, original: pyvips.Image, mode: str) -> tuple[pyvips.
         raise ValueError(f"unknown metadata mode {mode!r}")
     img = _bare(out)
     if mode == "strip":
-        return img, Keep.NONE
+        return img, _Keep.NONE
     keep = mode == "keep"
-    flags = Keep.NONE
+    flags = _Keep.NONE
     exif = _exif(_blob(original, "exif-data"), keep=keep)
     fields = _libvips_fields(exif) if exif else None
     if exif and fields is not None:
         img.set_type(pyvips.GValue.blob_type, "exif-data", exif)
         for name, value in fields.items():
             img.set_type(pyvips.GValue.gstr_type, name, value)
-        flags |= Keep.EXIF
+        flags |= _Keep.EXIF
     blobs = (
-        ("xmp-data", Keep.XMP, _xmp(_blob(original, "xmp-data"), keep=keep)),
-        ("iptc-data", Keep.IPTC, _iptc(_blob(original, "iptc-data"), keep=keep)),
-        ("icc-profile-data", Keep.ICC, _profile(out, original) if keep else None),
+        ("xmp-data", _Keep.XMP, _xmp(_blob(original, "xmp-data"), keep=keep)),
+        ("iptc-data", _Keep.IPTC, _iptc(_blob(original, "iptc-data"), keep=keep)),
+        ("icc-profile-data", _Keep.ICC, _profile(out, original) if keep else None),
     )
     for name, flag, data in blobs:
         if data:
@@ -265,7 +265,7 @@ def _pack_ifd(entries: list[_Entry], start: int, order: str) -> bytes:
 
 @functools.cache
 def _blank_jpeg() -> bytes:
-    return pyvips.Image.black(1, 1).jpegsave_buffer(keep=Keep.NONE)
+    return pyvips.Image.black(1, 1).jpegsave_buffer(keep=_Keep.NONE)
 
 
 def _libvips_fields(block: bytes) -> dict[str, str] | None:
@@ -441,6 +441,7 @@ def _copyright_xmp(root: ET.Element) -> ET.Element | None:
             element = description.find(name)
             if element is not None:
                 found[name] = copy.deepcopy(element)
+                found[name].tail = None  # the source's indentation, out of place here
             elif name in description.attrib:  # the shorthand some writers use
                 found[name] = ET.Element(name)
                 found[name].text = description.attrib[name]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyvips
 
-from . import imaging, ops, previews, steps
+from . import embedded, imaging, ops, previews, steps
 from . import placeholders as placeholders_module
 from .errors import BadRequest, ProxyError, Unprocessable
 from .imaging import Header, Source
@@ -347,9 +347,9 @@ def _render(source: Source, header: Header, p: Plan, started: float, *, original
         processed = time.perf_counter()
         keep = pyvips.enums.ForeignKeep.NONE
         if p.meta != "strip":
-            from . import embedded
-
             img, keep = embedded.carry(img, imaging.open_image(original, header.format), p.meta)
+            if p.output_format == "tiff":  # libvips writes TIFF's IPTC tag damaged
+                keep &= ~pyvips.enums.ForeignKeep.IPTC
         body, over = _encode(img, p, keep)
     except pyvips.Error as exc:
         if imaging.vanished(source):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import decimal
 import hashlib
 import math
 import time
@@ -41,17 +42,19 @@ DPR_HINTS = ("Sec-CH-DPR", "DPR")
 
 
 def client_dpr(headers: Mapping[str, str]) -> float:
-    """`dpr/auto`: the client hint, clamped to 1–4 and rounded to one decimal; 1 without."""
+    """`dpr/auto`: the client hint, clamped to 1–4 and rounded half up to one decimal (as
+    nginx.conf's map rounds it); 1 when absent or malformed."""
     for name in DPR_HINTS:
         text = headers.get(name, "").strip()
         if text:
             try:
-                value = float(text)
-            except ValueError:
+                value = decimal.Decimal(text)
+            except decimal.InvalidOperation:
                 return 1.0
-            if not math.isfinite(value):
+            if not value.is_finite():
                 return 1.0
-            return round(min(max(value, 1.0), 4.0), 1)
+            value = min(max(value, decimal.Decimal(1)), decimal.Decimal(4))
+            return float(value.quantize(decimal.Decimal("0.1"), decimal.ROUND_HALF_UP))
     return 1.0
 
 

@@ -22,6 +22,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+import pyvips
 
 from conftest import REPO, ServerProcess, free_port, gradient, wait_for_port
 
@@ -290,6 +291,41 @@ def test_fmt_auto_caches_each_accept_class_separately(stack: Stack, image_id: st
         assert reply.status == 200 and reply.cache == "HIT", accept
         assert reply.body == expected, accept
         assert reply.headers["Vary"] == "Accept"
+
+
+def test_dpr_auto_caches_each_rounded_ratio_separately(stack: Stack, image_id: str) -> None:
+    path = f"/resize/40x/dpr/auto/{image_id}"
+
+    def width(reply: Reply) -> int:
+        return pyvips.Image.new_from_buffer(reply.body, "").width
+
+    double = stack.get(path, headers={"Sec-CH-DPR": "2"})
+    assert double.status == 200 and double.cache == "MISS" and width(double) == 80
+    assert double.headers["Vary"] == "Sec-CH-DPR, DPR"
+    assert double.headers["Accept-CH"] == "Sec-CH-DPR, DPR"
+    single = stack.get(path)
+    assert single.cache == "MISS" and width(single) == 40
+    # Spellings that round to a cached ratio share its entry and its bytes.
+    for headers, expected in (
+        ({"Sec-CH-DPR": "2.04"}, double.body),
+        ({"Sec-CH-DPR": "1.95"}, double.body),
+        ({"DPR": "2"}, double.body),
+        ({"Sec-CH-DPR": "2", "DPR": "3"}, double.body),  # the standard header wins
+        ({"Sec-CH-DPR": "0.5"}, single.body),
+        ({"Sec-CH-DPR": "abc"}, single.body),
+        ({}, single.body),
+    ):
+        reply = stack.get(path, headers=headers)
+        assert reply.status == 200 and reply.cache == "HIT", headers
+        assert reply.body == expected, headers
+    # 1.25 rounds half up to 1.3, behind nginx as in the service itself.
+    rounded = stack.get(path, headers={"Sec-CH-DPR": "1.25"})
+    assert rounded.cache == "MISS" and width(rounded) == 52
+    assert stack.direct(path, headers={"Sec-CH-DPR": "1.25"}).body == rounded.body
+    # URLs without dpr/auto do not split their entry by the client's ratio.
+    plain = f"/resize/44x/{image_id}"
+    assert stack.get(plain, headers={"Sec-CH-DPR": "2"}).cache == "MISS"
+    assert stack.get(plain, headers={"Sec-CH-DPR": "3"}).cache == "HIT"
 
 
 def test_if_none_match_gets_304_through_nginx(stack: Stack, image_id: str) -> None:

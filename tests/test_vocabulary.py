@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import pyvips
 
-from conftest import animated_gif, decode, gradient, with_alpha
+from conftest import IMAGES, animated_gif, decode, gradient, with_alpha
 from proxy import imaging, pipeline
 from proxy.errors import BadRequest
 from proxy.urls import parse_operations
@@ -305,3 +305,71 @@ def test_info_carries_placeholders_of_the_result() -> None:
     assert result.placeholders is not None
     assert result.placeholders["dominant_color"] == "ff0000"
     assert result.placeholders["blurhash"] and result.placeholders["thumbhash"]
+
+
+# --- metadata of the output
+
+
+def _tagged_photo() -> bytes:
+    """The GPS-tagged test photograph with an Artist, a Copyright and a camera Make too."""
+    img = pyvips.Image.new_from_file(str(IMAGES / "photo-gps.jpg")).copy()
+    for name, value in (
+        ("exif-ifd0-Artist", "Rachel Michetti"),
+        ("exif-ifd0-Copyright", "CC0 Rachel Michetti"),
+        ("exif-ifd0-Make", "PhoneCo"),
+    ):
+        img.set_type(pyvips.GValue.gstr_type, name, value)
+    return img.jpegsave_buffer(Q=90, keep=pyvips.enums.ForeignKeep.EXIF)
+
+
+def _exif(img: pyvips.Image) -> dict[str, str]:
+    return {name: img.get(name) for name in img.get_fields() if name.startswith("exif-ifd")}
+
+
+def test_meta_copyright_keeps_copyright_and_drops_gps() -> None:
+    source = _tagged_photo()
+    assert any("GPS" in name for name in _exif(decode(source)))  # the fixture has GPS
+    for fmt in ("jpeg", "webp", "png"):
+        _, img = render(source, f"/resize/100x/meta/copyright/fmt/{fmt}")
+        exif = _exif(img)
+        assert exif["exif-ifd0-Copyright"].startswith("CC0 Rachel Michetti"), fmt
+        assert exif["exif-ifd0-Artist"].startswith("Rachel Michetti"), fmt
+        assert "exif-ifd0-Make" not in exif, fmt
+        assert not any("GPS" in name for name in exif), fmt
+
+
+def test_meta_keep_keeps_exif_but_never_gps() -> None:
+    _, img = render(_tagged_photo(), "/resize/100x/meta/keep")
+    exif = _exif(img)
+    assert exif["exif-ifd0-Make"].startswith("PhoneCo")
+    assert exif["exif-ifd0-Copyright"].startswith("CC0")
+    assert not any("GPS" in name for name in exif)
+
+
+def test_meta_strip_and_the_default_leave_nothing() -> None:
+    for path in ("/resize/100x/meta/strip", "/resize/100x"):
+        _, img = render(_tagged_photo(), path)
+        assert not _exif(img) and not img.get_typeof("exif-data")
+
+
+def test_meta_keep_keeps_the_profile_and_its_pixels() -> None:
+    # A P3-tagged image: with `keep` the pixels stay in P3 under its profile; by default they
+    # are converted to sRGB and the profile dropped.
+    p3 = gradient(64, 48).icc_transform("p3", input_profile="srgb").jpegsave_buffer(Q=95)
+    assert decode(p3).get_typeof("icc-profile-data")
+    _, kept = render(p3, "/meta/keep/fmt/png")
+    _, stripped = render(p3, "/fmt/png")
+    assert kept.get_typeof("icc-profile-data") and not stripped.get_typeof("icc-profile-data")
+    source_pixels = pixels(decode(p3)).astype(int)
+    assert np.abs(pixels(kept)[:, :, :3].astype(int) - source_pixels).max() <= 1
+    assert np.abs(pixels(stripped)[:, :, :3].astype(int) - source_pixels).max() > 5
+
+
+def test_output_metadata_is_the_default_mode() -> None:
+    options = parse_operations("/resize/100x")
+    result = pipeline.render(
+        _tagged_photo(), options, requested_format=None, quality=QUALITY, max_pixels=10**8,
+        metadata="copyright",
+    )  # fmt: skip
+    exif = _exif(decode(result.body))
+    assert exif["exif-ifd0-Copyright"].startswith("CC0") and "exif-ifd0-Make" not in exif
