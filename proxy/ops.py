@@ -110,7 +110,7 @@ REGISTRY: tuple[Operation, ...] = (
     Operation("page", "page", a.Integer(1, 10000),
               "this page (TIFF, HEIF) or frame (GIF, WebP), not animated"),
     Operation("crop", "crop", a.Region(),
-              "this region of the upright source first (pixels, or fractions such as 0.25)"),
+              "take this region of the upright source first (clipped to it; wholly outside → 400)"),
     Operation("trim", "trim", a.Integer(1, 255),
               "cut away a one-colour border (the top-left pixel's, within the threshold)",
               step="trim"),
@@ -213,6 +213,18 @@ Options = dataclasses.make_dataclass(
         "__module__": __name__,
     },
 )
+
+
+def markdown_table() -> str:
+    """The operations table of the README and the OpenAPI document, written from REGISTRY
+    (scripts/sync_docs.py puts it there; tests/test_registry.py checks it stayed there)."""
+    rows = ["| operation | argument | meaning |", "|---|---|---|"]
+    for op in REGISTRY:
+        name = f"`{op.name}`" + "".join(f" (`{alias}`)" for alias in op.aliases)
+        arg = "–" if op.arity == 0 else f"`{op.arg.describe}`"
+        cells = (cell.replace("|", "\\|") for cell in (name, arg, op.summary))
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def fit(mode: str, width: int | None = None, height: int | None = None) -> Fit:

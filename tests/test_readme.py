@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -91,3 +93,52 @@ def test_readme_shell_and_python_signing_recipes_match_the_service() -> None:
     namespace: dict = {}
     exec(python, namespace)
     assert namespace["sign"](path, "secret") == signing.signed_path(path, "secret")
+
+
+def readme_examples() -> list[tuple[str, str]]:
+    """(path, what it gives) for each row of the README's "Operations by example" table."""
+    block = re.search(r"### Operations by example\n(.*?)\n\n(?!\|)", README_TEXT, re.S)[1]
+    return re.findall(r"^\| `(/[^`]+)` \| (.*) \|$", block, re.M)
+
+
+README_TEXT = (REPO / "README.md").read_text()
+AVATAR = "/fill/128x128/gravity/north/fmt/webp"  # as in config.yaml's comment
+
+
+def test_readme_preset_example_is_the_config_comment() -> None:
+    assert f'avatar: "{AVATAR}"' in (REPO / "config.yaml").read_text()
+
+
+def _call(url: str, method: str = "GET", body: bytes | None = None, headers=None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_readme_operation_examples_render_as_described(start_server) -> None:
+    from conftest import animated_gif
+
+    server = start_server(presets={"definitions": {"avatar": AVATAR}})
+    ids = {}
+    for name, data in (
+        ("{id}", (REPO / "tests" / "images" / "photo.jpg").read_bytes()),
+        ("{gif}", animated_gif(frames=3)),
+    ):
+        status, body = _call(f"{server.url}/images", "PUT", data)
+        assert status == 201, body
+        ids[name] = json.loads(body)["id"]
+    examples = readme_examples()
+    assert len(examples) >= 30
+    for path, says in examples:
+        if not any(name in path for name in ids):
+            continue
+        url = server.url + path.replace("{id}", ids["{id}"]).replace("{gif}", ids["{gif}"])
+        status, body = _call(url, headers={"Sec-CH-DPR": "2"})
+        assert status == 200, (path, body[:300])
+        image = decode(body)
+        sizes = re.findall(r"(\d+)×(\d+)", says)
+        if sizes:
+            assert (image.width, image.height) == tuple(map(int, sizes[-1])), path
