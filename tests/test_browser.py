@@ -101,6 +101,14 @@ def _upload(server: ServerProcess, token: str | None = None) -> str:
 
 # --- the playground
 
+# Given to the JS helper in an order of their own: it writes them as proxy.links does.
+NEWER_OPERATIONS = {
+    "download": "a.webp", "meta": "keep", "fmt": "webp", "lossless": True, "round": "max",
+    "pixelate": 4, "hue": 180, "brightness": -20, "padding": 10, "dpr": "auto",
+    "gravity": "0.3,0.7", "fill": "300x200", "rotate": 45, "trim": 10,
+    "crop": "0.25,0,0.5,1.0", "page": 2, "preset": "card",
+}  # fmt: skip
+
 
 async def test_playground_uploads_composes_and_previews(start_server, browser) -> None:
     server = start_server(auth={"tokens": [TOKEN]})
@@ -121,6 +129,10 @@ async def test_playground_uploads_composes_and_previews(start_server, browser) -
     await expect(page.locator("#upload-status")).to_contain_text("Stored")
     await expect(page.locator("#gallery button")).to_have_count(1)
     await expect(page.locator("#gallery button img")).to_have_js_property("complete", True)
+    preview = page.locator("#preview-img")
+    # a fresh form asks for one operation only: none of the others is set by default
+    fresh = re.compile(r"^/resize/400x/[0-9a-f]{32}$")
+    await expect(preview).to_have_attribute("data-url", fresh)
 
     # compose: fill 200x150 at dpr 2, grayscale, WebP
     await page.select_option("select[name=mode]", "fill")
@@ -129,7 +141,6 @@ async def test_playground_uploads_composes_and_previews(start_server, browser) -
     await page.select_option("select[name=dpr]", "2")
     await page.check("input[name=grayscale]")
     await page.select_option("select[name=fmt]", "webp")
-    preview = page.locator("#preview-img")
     wanted = re.compile(r"^/fill/200x150/dpr/2/grayscale/fmt/webp/[0-9a-f]{32}$")
     await expect(preview).to_have_attribute("data-url", wanted)
     await expect(preview).to_have_attribute("data-state", "loaded")
@@ -150,18 +161,32 @@ async def test_playground_uploads_composes_and_previews(start_server, browser) -
     await expect(page.locator("#preview-error")).to_be_hidden()
     await expect(preview).to_have_attribute("data-state", "loaded")
 
+    # newer operations: padding, hue and round corners into PNG, written in registry order
+    await page.fill("input[name=padding]", "10")
+    await page.fill("input[name=hue]", "180")
+    await page.fill("input[name=round]", "max")
+    await page.select_option("select[name=fmt]", "png")
+    composed = "/fill/200x150/dpr/2/padding/10/hue/180/grayscale/round/max/fmt/png/"
+    await expect(page.locator("#url")).to_have_text(f"{server.url}{composed}{image}")
+    await expect(preview).to_have_attribute("data-url", f"{composed}{image}")
+    await expect(preview).to_have_attribute("data-state", "loaded")
+    await expect(page.locator("#stat-type")).to_have_text("image/png")
+    await expect(page.locator("#stat-dims")).to_have_text("420 × 320")
+
     # the page's JS helper builds what proxy.links builds
     from_js = await page.evaluate(
-        """async (id) => {
+        """async ([id, newer]) => {
             const m = await import("./playground/progimage-url.js");
             return [m.imageUrl(id, {fmt: "webp", q: 70, resize: "300x200"}),
-                    m.srcset(id, [320, 640], {fmt: "webp", fill: "300x200"}, "https://cdn.example")];
+                    m.srcset(id, [320, 640], {fmt: "webp", fill: "300x200"}, "https://cdn.example"),
+                    m.imageUrl(id, newer)];
         }""",
-        image,
+        [image, NEWER_OPERATIONS],
     )
     assert from_js == [
         links.url(image, resize="300x200", q=70, fmt="webp"),
         links.srcset(image, [320, 640], base="https://cdn.example", fill="300x200", fmt="webp"),
+        links.url(image, **NEWER_OPERATIONS),
     ]
     assert not refused
 

@@ -143,6 +143,11 @@ $("next").addEventListener("click", () => { state.page += 1; loadGallery(); });
 
 // --- operations
 
+// Number-like fields: empty or 0 means "not set", anything else goes to the server as typed
+// (it answers a bad value with a problem detail, shown instead of the preview).
+const NUMBERS = ["page", "trim", "rotate", "brightness", "contrast", "saturation", "hue",
+  "blur", "sharpen", "pixelate", "palette", "maxbytes"];
+
 function readOps() {
   const f = form.elements;
   const value = (name) => f[name].value.trim();
@@ -151,20 +156,47 @@ function readOps() {
   if (value("mode") && (width || height)) {
     ops[value("mode")] = `${width}x${height}`;
     if (f.enlarge.checked) ops.enlarge = true;
-    if (value("gravity")) ops.gravity = value("gravity");
+    const focus = [value("focus-x"), value("focus-y")];
+    if (focus.every((v) => v !== "")) ops.gravity = focus.map(fraction).join(",");
+    else if (value("gravity")) ops.gravity = value("gravity");
     if (value("dpr") !== "1") ops.dpr = value("dpr");
   }
+  for (const name of NUMBERS) {
+    const text = value(name);
+    if (text !== "" && Number(text) !== 0) ops[name] = text;
+  }
+  // Whole numbers are source pixels, numbers with a decimal point fractions: kept as typed.
   const crop = ["crop-x", "crop-y", "crop-w", "crop-h"].map(value);
   if (crop.every((v) => v !== "")) ops.crop = crop.join(",");
-  if (value("rotate")) ops.rotate = value("rotate");
-  for (const flag of ["flip", "flop", "grayscale"]) if (f[flag].checked) ops[flag] = true;
-  if (value("blur")) ops.blur = value("blur");
-  if (value("sharpen")) ops.sharpen = value("sharpen");
+  for (const flag of ["flip", "flop", "grayscale", "lossless"]) if (f[flag].checked) ops[flag] = true;
+  const padding = value("padding").replace(/\s+/g, "");
+  if (padding && !/^0+(,0+)*$/.test(padding)) ops.padding = padding;
+  const round = value("round").toLowerCase();
+  if (round && round !== "0") ops.round = round;
   const bg = value("bg").replace("#", "").toLowerCase();
   if (bg && bg !== "ffffff") ops.bg = bg;
   if (value("q") !== "0") ops.q = value("q");
-  if (value("fmt")) ops.fmt = value("fmt");
+  for (const name of ["fmt", "meta", "download"]) if (value(name)) ops[name] = value(name);
   return ops;
+}
+
+// A focal-point coordinate always with a decimal point: `1` would be read as pixels, `1.0` not.
+function fraction(text) {
+  const n = Number(text);
+  if (!Number.isFinite(n)) return text;
+  const fixed = n.toFixed(6).replace(/0+$/, "");
+  return fixed.endsWith(".") ? `${fixed}0` : fixed;
+}
+
+const signed = (v) => (Number(v) > 0 ? `+${v}` : v);
+const OUTPUTS = {
+  q: (v) => (v === "0" ? "default" : v), brightness: signed, contrast: signed, saturation: signed,
+};
+
+function showOutputs() {
+  for (const [name, show] of Object.entries(OUTPUTS)) {
+    $(`${name}-out`).textContent = show(form.elements[name].value);
+  }
 }
 
 function schedulePreview(delay = 250) {
@@ -173,11 +205,11 @@ function schedulePreview(delay = 250) {
 }
 
 form.addEventListener("input", () => {
-  $("q-out").textContent = form.elements.q.value === "0" ? "default" : form.elements.q.value;
+  showOutputs();
   schedulePreview();
 });
 form.addEventListener("reset", () => setTimeout(() => {
-  $("q-out").textContent = "default";
+  showOutputs();
   schedulePreview(0);
 }));
 

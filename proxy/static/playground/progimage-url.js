@@ -1,6 +1,12 @@
 // ProgImage URLs without dependencies: operations in canonical order, and srcset strings.
-const ORDER = ["crop", "rotate", "flip", "flop", "resize", "fill", "thumbnail", "pad", "stretch",
-  "enlarge", "gravity", "dpr", "blur", "sharpen", "grayscale", "bg", "q", "fmt", "info", "expires"];
+// The order of proxy.ops.REGISTRY (tests/test_playground_order.py keeps the two in step).
+const ORDER = [
+  "preset", "page", "crop", "trim", "rotate", "flip", "flop",
+  "resize", "fill", "thumbnail", "pad", "stretch", "gravity", "enlarge", "dpr", "padding",
+  "brightness", "contrast", "saturation", "hue", "blur", "sharpen", "pixelate", "grayscale",
+  "round", "bg", "q", "lossless", "palette", "maxbytes", "fmt", "meta", "download",
+  "info", "expires"
+];
 export const MODES = ["resize", "fill", "thumbnail", "pad", "stretch"];
 
 export function imageUrl(source, ops = {}, base = "") {
