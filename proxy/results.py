@@ -217,6 +217,8 @@ def _header(result: Result) -> bytes:
         "bands": result.bands,
         "has_alpha": result.has_alpha,
         "length": len(result.body),
+        "over_budget": result.over_budget,
+        "placeholders": result.placeholders,
     }
     return MAGIC + json.dumps(facts, separators=(",", ":")).encode() + b"\n"
 
@@ -243,6 +245,9 @@ def _parse(data: bytes) -> Result | None:
             has_alpha=bool(facts["has_alpha"]),
             process_ms=0.0,
             encode_ms=0.0,
+            # Absent from files written before `maxbytes` and placeholders existed.
+            over_budget=facts.get("over_budget"),
+            placeholders=facts.get("placeholders"),
         )
     except (ValueError, KeyError, TypeError):
         return None

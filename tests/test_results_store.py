@@ -174,6 +174,21 @@ async def test_a_result_round_trips_and_survives_a_restart(tmp_path: Path) -> No
     assert (await again.get("A" * 24)).body == b"x" * 300
 
 
+async def test_budget_and_placeholders_survive_the_store(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = ResultStore(tmp_path, 1 << 20)
+    await store.open()
+    marks = {
+        "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+        "thumbhash": "AAAA",
+        "dominant_color": "ff0000",
+    }
+    await store.put("B" * 24, replace(result(), over_budget=4321, placeholders=marks))
+    back = await store.get("B" * 24)
+    assert back.over_budget == 4321 and back.placeholders == marks
+
+
 async def test_unreadable_files_are_dropped_not_served(tmp_path: Path) -> None:
     store = ResultStore(tmp_path, 1 << 20)
     await store.open()
