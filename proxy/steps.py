@@ -56,8 +56,14 @@ def fill_colour(img: pyvips.Image, p: Plan) -> tuple[pyvips.Image, list[float]]:
 
 
 def srgb(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    if p.keep_profile and img.get_typeof("icc-profile-data") and img.format == "uchar":
-        return img  # `meta/keep`: the pixels stay in the source's own (wide-gamut) space
+    if (
+        p.keep_profile
+        and img.get_typeof("icc-profile-data")
+        and img.format == "uchar"
+        and img.interpretation in ("srgb", "b-w")
+    ):
+        return img  # `meta/keep`: RGB or grey pixels stay in the source's own (wide) gamut
+    # Everything else (CMYK, 16-bit, Lab…) becomes 8-bit sRGB: the steps and encoders need it.
     return imaging.to_srgb(img)
 
 

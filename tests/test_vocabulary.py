@@ -373,3 +373,14 @@ def test_output_metadata_is_the_default_mode() -> None:
     )  # fmt: skip
     exif = _exif(decode(result.body))
     assert exif["exif-ifd0-Copyright"].startswith("CC0") and "exif-ifd0-Make" not in exif
+
+
+def test_meta_keep_of_a_cmyk_source_converts_it_to_srgb() -> None:
+    cmyk = gradient(32, 24).icc_transform("cmyk", input_profile="srgb")
+    assert cmyk.interpretation == "cmyk" and cmyk.bands == 4
+    # The steps see sRGB: the margin is the red asked for, not red read as C, M, Y values.
+    result, img = render(cmyk.jpegsave_buffer(Q=95), "/padding/2/bg/ff0000/meta/keep/fmt/png")
+    assert img.bands == 3 and img.interpretation == "srgb"
+    red, green, blue = pixels(img)[0, 0]
+    assert red > 200 and green < 60 and blue < 60
+    assert not img.get_typeof("icc-profile-data")  # the CMYK profile would mislabel it
