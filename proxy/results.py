@@ -217,9 +217,12 @@ def _header(result: Result) -> bytes:
         "bands": result.bands,
         "has_alpha": result.has_alpha,
         "length": len(result.body),
-        "over_budget": result.over_budget,
-        "placeholders": result.placeholders,
     }
+    # Only when set: most results have neither, and the header stays as short as before.
+    if result.over_budget is not None:
+        facts["over_budget"] = result.over_budget
+    if result.placeholders is not None:
+        facts["placeholders"] = result.placeholders
     return MAGIC + json.dumps(facts, separators=(",", ":")).encode() + b"\n"
 
 
