@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from urllib.parse import quote, unquote
 
 _UINT_RE = re.compile(r"^[0-9]{1,9}$")
 _DECIMAL_RE = re.compile(r"^[0-9]{1,5}(\.[0-9]{1,6})?$")
@@ -275,3 +276,94 @@ class Name:
 
 def names(values: Iterable[str]) -> str:
     return ", ".join(values)
+
+
+_GRAVITY_NAMES = (
+    "centre", "north", "south", "east", "west",
+    "northeast", "northwest", "southeast", "southwest",
+)  # fmt: skip
+_POSITIONS = (*_GRAVITY_NAMES, "tile")
+_UNIT_RE = re.compile(r"^(0|1|0?\.[0-9]{1,4}|[01]\.[0-9]{0,4})$")
+
+
+def _unit(text: str, low: float, what: str) -> float:
+    if not _UNIT_RE.match(text) or not low <= float(text) <= 1.0:
+        raise ValueError(f"{what} must be a number from {number_text(low)} to 1")
+    return float(text)
+
+
+def _trimmed(fields: list[str], defaults: tuple[str, ...]) -> list[str]:
+    """Trailing fields at their defaults are dropped: the shorter URL is the same image."""
+    while len(fields) > 1 and fields[-1] == defaults[len(fields) - 2]:
+        fields.pop()
+    return fields
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """`{id}[,{position}[,{opacity}[,{size}]]]`: a stored image over the output."""
+
+    describe: str = "{id}[,position[,opacity[,size]]]"
+
+    def parse(self, text: str, limit: int) -> tuple[str, str, float, float]:
+        fields = text.split(",")
+        if len(fields) > 4 or not re.fullmatch(r"[0-9a-f]{32}", fields[0]):
+            raise ValueError("expected {id}[,position[,opacity[,size]]] with a stored image id")
+        position = fields[1] if len(fields) > 1 else "southeast"
+        position = {"center": "centre"}.get(position, position)
+        if position not in _POSITIONS:
+            raise ValueError(f"position must be one of {', '.join(_POSITIONS)}")
+        opacity = _unit(fields[2], 0.0, "opacity") if len(fields) > 2 else 1.0
+        size = _unit(fields[3], 0.01, "size") if len(fields) > 3 else 0.25
+        return fields[0], position, opacity, size
+
+    def format(self, value: tuple[str, str, float, float]) -> str:
+        image, position, opacity, size = value
+        fields = [image, position, number_text(opacity), number_text(size)]
+        return ",".join(_trimmed(fields, ("southeast", "1", "0.25")))
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class Caption:
+    """`{text}[,{position}[,{opacity}[,{size}[,{RRGGBB}]]]]`, the text percent-encoded UTF-8
+    (a literal comma is %2C). Takes the segment still encoded: the commas that separate the
+    fields are told from the text's own only there."""
+
+    raw = True
+    describe: str = "{text}[,position[,opacity[,size[,RRGGBB]]]]"
+
+    def parse(self, text: str, limit: int) -> tuple[str, str, float, float, str]:
+        fields = text.split(",")
+        if len(fields) > 5:
+            raise ValueError("expected text[,position[,opacity[,size[,RRGGBB]]]] (a comma is %2C)")
+        try:
+            words = unquote(fields[0], errors="strict")
+        except UnicodeDecodeError:
+            raise ValueError("the text is not percent-encoded UTF-8") from None
+        if not 1 <= len(words) <= 200:
+            raise ValueError("the text must have 1 to 200 characters")
+        if _CONTROL_RE.search(words):
+            raise ValueError("the text may not hold control or direction characters")
+        position = fields[1] if len(fields) > 1 else "southeast"
+        position = {"center": "centre"}.get(position, position)
+        if position not in _POSITIONS:
+            raise ValueError(f"position must be one of {', '.join(_POSITIONS)}")
+        opacity = _unit(fields[2], 0.0, "opacity") if len(fields) > 2 else 1.0
+        if len(fields) > 3:
+            if not _UNIT_RE.match(fields[3]) or not 0.01 <= float(fields[3]) <= 0.5:
+                raise ValueError("size must be a number from 0.01 to 0.5")
+            size = float(fields[3])
+        else:
+            size = 0.05
+        colour = fields[4].lower() if len(fields) > 4 else "ffffff"
+        if not _HEX_RE.match(colour):
+            raise ValueError("the colour must be RRGGBB hex")
+        return words, position, opacity, size, colour
+
+    def format(self, value: tuple[str, str, float, float, str]) -> str:
+        words, position, opacity, size, colour = value
+        fields = [quote(words, safe=""), position, number_text(opacity), number_text(size), colour]
+        return ",".join(_trimmed(fields, ("southeast", "1", "0.05", "ffffff")))

@@ -104,6 +104,11 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class OverlaysConfig:
+    allow_unsigned_text: bool = False
+
+
+@dataclass(frozen=True)
 class PresetsConfig:
     definitions: Mapping[str, str] = field(default_factory=dict)
     only: bool = False
@@ -132,6 +137,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
+    overlays: OverlaysConfig = field(default_factory=OverlaysConfig)
     presets: PresetsConfig = field(default_factory=PresetsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
@@ -331,6 +337,7 @@ _SCHEMA: dict[str, Any] = {
         "auto_formats": _auto_formats,
     },
     "cors": {"allow_origins": _texts},
+    "overlays": {"allow_unsigned_text": _flag},
     "presets": {"definitions": _presets, "only": _flag},
     "fallback": {
         "image": _fallback_image,
@@ -351,6 +358,7 @@ _CLASSES: dict[str, type] = {
     "output": OutputConfig,
     "output.quality": QualityConfig,
     "cors": CorsConfig,
+    "overlays": OverlaysConfig,
     "presets": PresetsConfig,
     "fallback": FallbackConfig,
 }

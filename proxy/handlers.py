@@ -345,12 +345,23 @@ async def image_info(request: web.Request) -> web.Response:
     return _json(record.info())
 
 
+def _target(request: web.Request) -> tuple[str, str]:
+    """(path, query) exactly as the client sent them. The parsed URL re-quotes them (`%2C`
+    becomes `,`), which would merge a text's own commas with the separators and change the
+    bytes a signature covers."""
+    raw = request.raw_path
+    if not raw.startswith("/"):  # an absolute-form request target
+        return request.rel_url.raw_path, request.rel_url.raw_query_string
+    path, _, query = raw.partition("?")
+    return path, query
+
+
 async def source_info(request: web.Request) -> web.Response:
     """GET /info/{source}: the same facts for any source the derived URLs accept."""
     config = request.app[CONFIG]
-    query = request.rel_url.raw_query_string
+    path, query = _target(request)
     # A derived-URL form: with signing on, `/info/sig/{signature}/{source}` like any other.
-    raw = signing.check(request.rel_url.raw_path.removeprefix("/info"), query, config.signing.keys)
+    raw = signing.check(path.removeprefix("/info"), query, config.signing.keys)
     _, ref = urls.parse(raw, query, request.app[GRAMMAR])
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
@@ -388,10 +399,10 @@ async def delete_image(request: web.Request) -> web.Response:
 async def derived(request: web.Request) -> web.StreamResponse:
     """GET /[sig/{signature}/]{operations…}/{source}: the heart of the service."""
     config = request.app[CONFIG]
-    if request.rel_url.raw_path.split("/", 2)[1] in RESERVED:
+    path, query = _target(request)
+    if path.split("/", 2)[1] in RESERVED:
         raise NotFound("no such resource")
-    query = request.rel_url.raw_query_string
-    path = signing.check(request.rel_url.raw_path, query, config.signing.keys)
+    path = signing.check(path, query, config.signing.keys)
     options, ref = urls.parse(path, query, request.app[GRAMMAR])
     return await _respond_derived(request, options, ref, fallback=True)
 
@@ -477,7 +488,7 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
 async def on_demand(request: web.Request) -> web.Response:
     """POST /{operations…} with an image body: transformed and returned, never stored."""
     config = request.app[CONFIG]
-    raw = request.rel_url.raw_path
+    raw, _ = _target(request)
     if raw.split("/", 2)[1] in RESERVED:
         raise MethodNotAllowed(f"POST is not allowed on {raw}")
     _, raw = signing.split(raw)  # writes are guarded by tokens, not signatures
@@ -485,7 +496,9 @@ async def on_demand(request: web.Request) -> web.Response:
     limit = config.limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
-    options, requested = request.app[RENDERER].resolve(options, request.headers)[:2]
+    renderer = request.app[RENDERER]
+    options, requested = renderer.resolve(options, request.headers)[:2]
+    overlay = await renderer.overlay(options)
     # Spooled to disk like an upload, so many large bodies in flight cost no memory.
     tmp = request.app[STORE].tmp / f"{os.getpid()}-{uuid.uuid4().hex}.body"
     try:
@@ -500,6 +513,7 @@ async def on_demand(request: web.Request) -> web.Response:
             max_pixels=config.limits.max_pixels,
             allow_svg=config.sources.allow_svg,
             metadata=config.output.metadata,
+            overlay=overlay,
         )
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)

@@ -152,6 +152,14 @@ REGISTRY: tuple[Operation, ...] = (
               step="grayscale"),
     Operation("round", "round", a.Radius(),
               "round the corners (radius in pixels, or `max` for an ellipse)", step="round"),
+    Operation("watermark", "watermark", a.Overlay(),
+              "the stored image `{id}` over the output: at a gravity position (default "
+              "`southeast`) or `tile`d, opacity 0–1, width a fraction 0.01–1 of the output's",
+              step="watermark"),
+    Operation("text", "text", a.Caption(),
+              "percent-encoded UTF-8 text over the output, outlined: position or `tile`, "
+              "opacity, cap height a fraction 0.01–0.5 of the output's, colour",
+              step="text"),
     Operation("bg", "bg", a.Colour(),
               "background for `pad`, `padding`, `rotate`, `round` and for flattening alpha "
               "into JPEG (default `ffffff`)", idle=lambda o: o.bg == DEFAULT_BG, step="bg"),

@@ -5,16 +5,19 @@ Everything here runs in a worker thread; nothing touches the event loop.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cachetools
 import pyvips
 
 from . import embedded, imaging, ops, previews, steps
 from . import placeholders as placeholders_module
-from .errors import BadRequest, ProxyError, Unprocessable
+from .errors import BadRequest, ProxyError, Unprocessable, UnsupportedMediaType
 from .imaging import Header, Source
 from .ops import Options
 
@@ -55,6 +58,7 @@ class Plan:
     # the image then, from what it sees, instead of the loader from the header.
     late: bool = False
     meta: str = "strip"
+    overlay: pyvips.Image | None = None  # the watermark, decoded (see `overlay_image`)
 
     @property
     def keep_profile(self) -> bool:
@@ -64,6 +68,44 @@ class Plan:
     def page(self) -> int | None:
         """The loader's 0-based page, when one page was asked for."""
         return None if self.options.page is None else self.options.page - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """A watermark's original: `identity` (its id, a content hash) keys the decoded copy."""
+
+    identity: str
+    source: Source
+
+
+OVERLAY_EDGE = 2048  # a watermark is kept decoded at most this large: enough for any output
+_overlays: cachetools.LRUCache[str, pyvips.Image] = cachetools.LRUCache(maxsize=32)
+_overlays_lock = threading.Lock()
+
+
+def overlay_image(overlay: Overlay, max_pixels: int) -> pyvips.Image:
+    """The watermark upright, 8-bit sRGB, in memory: decoded once per process and kept (its
+    id names its bytes, so it never goes stale). Over `max_pixels` → 422 from the header."""
+    with _overlays_lock:
+        found = _overlays.get(overlay.identity)
+    if found is not None:
+        return found
+    source = imaging.loadable(overlay.source)
+    try:
+        header, _ = imaging.read_header(source, allow_svg=False, max_pixels=max_pixels)
+    except (Unprocessable, UnsupportedMediaType) as exc:
+        raise Unprocessable(f"'watermark/{overlay.identity}': {exc.detail}") from None
+    try:
+        img = imaging.thumbnail(
+            source, OVERLAY_EDGE, height=OVERLAY_EDGE, size="down",
+            fail_on=imaging.fail_on(header.format),
+        )  # fmt: skip
+        img = imaging.to_srgb(img).copy_memory()
+    except pyvips.Error as exc:
+        raise Unprocessable(f"the watermark cannot be decoded: {imaging.first_line(exc)}") from exc
+    with _overlays_lock:
+        _overlays[overlay.identity] = img
+    return img
 
 
 def output_format(requested: str | None, header: Header) -> str:
@@ -274,6 +316,7 @@ def prepare(
     max_pixels: int,
     allow_svg: bool = False,
     metadata: str = "strip",
+    overlay: Overlay | None = None,
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
     source = imaging.loadable(source)
@@ -286,7 +329,10 @@ def prepare(
             header, _ = imaging.read_header(
                 source, allow_svg=allow_svg, max_pixels=max_pixels, page=options.page - 1
             )
-    return source, header, plan(header, options, requested_format, quality, metadata)
+    planned = plan(header, options, requested_format, quality, metadata)
+    if overlay is not None and options.watermark is not None:
+        planned = dataclasses.replace(planned, overlay=overlay_image(overlay, max_pixels))
+    return source, header, planned
 
 
 def _uses_preview(p: Plan) -> bool:

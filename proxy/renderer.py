@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import cache, metrics, ops, pipeline, urls
 from .config import Config
-from .errors import Forbidden, NotFound
+from .errors import BadRequest, Forbidden, NotFound
 from .ops import Options
 from .pipeline import Result
 from .results import ResultStore
@@ -140,6 +140,7 @@ class Renderer:
             raise Forbidden("this URL has expired")
         options, negotiated, vary, variant = self.resolve(options, request_headers)
         canonical = urls.build(options, ref)
+        await self._check_overlay(options)
         if ref.kind == "id":
             if not await self.store.exists(ref.value):
                 raise NotFound(f"no image with id {ref.value}")
@@ -174,6 +175,15 @@ class Renderer:
     ) -> tuple[Options, str | None, tuple[str, ...], str | None]:
         """What the request decides: (options with `dpr/auto` resolved, the output format,
         the headers the response varies on, the format as it enters the ETag)."""
+        if (
+            options.text is not None
+            and not self.config.signing.keys
+            and not self.config.overlays.allow_unsigned_text
+        ):
+            raise Forbidden(
+                "'text': text on unsigned URLs is off (set signing.key, or "
+                "overlays.allow_unsigned_text)"
+            )
         vary: tuple[str, ...] = ()
         requested = options.format or self.config.output.format
         variant = requested
@@ -187,6 +197,22 @@ class Renderer:
             vary += DPR_HINTS
             options = self._with_dpr(options, client_dpr(request_headers))
         return options, requested, vary, variant
+
+    async def _check_overlay(self, options: Options) -> None:
+        if options.watermark is not None and not await self.store.exists(options.watermark[0]):
+            raise BadRequest(f"'watermark/{options.watermark[0]}': no stored image with this id")
+
+    async def overlay(self, options: Options) -> pipeline.Overlay | None:
+        """The watermark's original, for the render (its id is a content hash: never stale)."""
+        if options.watermark is None:
+            return None
+        try:
+            original = await self.store.fetch(SourceRef("id", options.watermark[0]))
+            return pipeline.Overlay(original.identity, original.data)
+        except NotFound:
+            raise BadRequest(
+                f"'watermark/{options.watermark[0]}': no stored image with this id"
+            ) from None
 
     def _with_dpr(self, options: Options, dpr: float) -> Options:
         """The client's ratio, lowered (to a tenth) where the box would pass the limit."""
@@ -240,9 +266,10 @@ class Renderer:
             elif original is None:
                 original = await self.store.fetch(ref)
                 timings["fetch"] = (time.perf_counter() - started) * 1000
+            overlay = await self.overlay(options)
             fetched = time.perf_counter()
             result, made = await self.pool.run(
-                self._render_sync, original, options, requested, ref.kind == "url"
+                self._render_sync, original, options, requested, ref.kind == "url", overlay
             )
             if made is not None and isinstance(self.remote, HttpSource):
                 self.remote.keep_preview(ref.value, original.identity, made)
@@ -266,7 +293,12 @@ class Renderer:
         return rendition
 
     def _render_sync(
-        self, original: Original, options: Options, requested: str | None, remote: bool
+        self,
+        original: Original,
+        options: Options,
+        requested: str | None,
+        remote: bool,
+        overlay: pipeline.Overlay | None = None,
     ) -> tuple[Result, bytes | None]:
         """The render, and the preview it made of a remote original that had none (stored
         originals got theirs at upload)."""
@@ -280,6 +312,7 @@ class Renderer:
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
             metadata=self.config.output.metadata,
+            overlay=overlay,
         )
         made = pipeline.make_preview(planned) if remote and original.preview is None else None
         result = pipeline.render_planned(planned, preview=original.preview or made, started=started)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pyvips
 
-from . import imaging, ops
+from . import imaging, ops, overlays
 
 if TYPE_CHECKING:
     from .pipeline import Plan
@@ -243,6 +243,20 @@ def round_corners(img: pyvips.Image, p: Plan) -> pyvips.Image:
     alpha = (img[img.bands - 1] * coverage).cast("uchar")
     colour = img.extract_band(0, n=img.bands - 1)
     return colour.bandjoin(alpha).copy(interpretation=img.interpretation)
+
+
+@step("watermark")
+def watermark(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if p.options.watermark is None or p.overlay is None:
+        return img
+    return overlays.apply_watermark(img, p.overlay, overlays.Watermark(*p.options.watermark))
+
+
+@step("text")
+def text(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if p.options.text is None:
+        return img
+    return overlays.apply_text(img, overlays.Text(*p.options.text))
 
 
 @step("bg")

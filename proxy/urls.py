@@ -127,7 +127,8 @@ def _parse_operations(segments: list[str], grammar: Grammar) -> tuple[dict[str, 
             raise BadRequest(f"'{name}' needs an argument")
         arg = segments[i + 1]
         try:
-            fields[key] = op.arg.parse(unquote(arg), grammar.max_dimension)
+            text = arg if getattr(op.arg, "raw", False) else unquote(arg)
+            fields[key] = op.arg.parse(text, grammar.max_dimension)
         except ValueError as exc:
             raise BadRequest(f"'{name}/{arg}': {exc}") from None
         i += 2

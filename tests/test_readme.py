@@ -119,13 +119,16 @@ def _call(url: str, method: str = "GET", body: bytes | None = None, headers=None
 
 
 def test_readme_operation_examples_render_as_described(start_server) -> None:
-    from conftest import animated_gif
+    from conftest import animated_gif, gradient, with_alpha
 
-    server = start_server(presets={"definitions": {"avatar": AVATAR}})
+    server = start_server(
+        presets={"definitions": {"avatar": AVATAR}}, overlays={"allow_unsigned_text": True}
+    )
     ids = {}
     for name, data in (
         ("{id}", (REPO / "tests" / "images" / "photo.jpg").read_bytes()),
         ("{gif}", animated_gif(frames=3)),
+        ("{logo}", with_alpha(gradient(200, 80)).pngsave_buffer()),
     ):
         status, body = _call(f"{server.url}/images", "PUT", data)
         assert status == 201, body
@@ -135,7 +138,9 @@ def test_readme_operation_examples_render_as_described(start_server) -> None:
     for path, says in examples:
         if not any(name in path for name in ids):
             continue
-        url = server.url + path.replace("{id}", ids["{id}"]).replace("{gif}", ids["{gif}"])
+        url = server.url + path
+        for name, image_id in ids.items():
+            url = url.replace(name, image_id)
         status, body = _call(url, headers={"Sec-CH-DPR": "2"})
         assert status == 200, (path, body[:300])
         image = decode(body)

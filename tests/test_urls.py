@@ -259,6 +259,19 @@ def test_operations_without_source_for_post() -> None:
 _fraction = st.integers(0, 10**6).map(lambda n: n / 10**6)
 
 
+_position = st.sampled_from(("centre", "north", "southeast", "southwest", "tile"))
+# Any printable text, commas, slashes and percent signs included: they must survive encoding.
+_words = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Cf"), blacklist_characters="\u2028\u2029"),
+    min_size=1,
+    max_size=200,
+)
+
+
+def _unit(low: int, high: int = 10000) -> st.SearchStrategy:
+    return st.integers(low, high).map(lambda n: n / 10000)
+
+
 def _value(op: ops.Operation) -> st.SearchStrategy:
     """Values of one operation, from its argument kind: a new operation is covered as is."""
     arg = op.arg
@@ -288,6 +301,18 @@ def _value(op: ops.Operation) -> st.SearchStrategy:
         return st.integers(1, arg.high) | st.just("max")
     if isinstance(arg, arguments.Name):
         return st.from_regex(arg.pattern, fullmatch=True)
+    if isinstance(arg, arguments.Overlay):
+        return st.tuples(
+            st.from_regex(r"[0-9a-f]{32}", fullmatch=True), _position, _unit(0), _unit(100)
+        )
+    if isinstance(arg, arguments.Caption):
+        return st.tuples(
+            _words,
+            _position,
+            _unit(0),
+            _unit(100, 5000),
+            st.from_regex(r"[0-9a-f]{6}", fullmatch=True),
+        )
     raise AssertionError(f"no strategy for {op.name}'s argument {arg!r}")
 
 

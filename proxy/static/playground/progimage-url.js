@@ -4,7 +4,7 @@ const ORDER = [
   "preset", "page", "crop", "trim", "rotate", "flip", "flop",
   "resize", "fill", "thumbnail", "pad", "stretch", "gravity", "enlarge", "dpr", "padding",
   "brightness", "contrast", "saturation", "hue", "blur", "sharpen", "pixelate", "grayscale",
-  "round", "bg", "q", "lossless", "palette", "maxbytes", "fmt", "meta", "download",
+  "round", "watermark", "text", "bg", "q", "lossless", "palette", "maxbytes", "fmt", "meta", "download",
   "info", "expires"
 ];
 export const MODES = ["resize", "fill", "thumbnail", "pad", "stretch"];
