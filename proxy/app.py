@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import cors, docs, handlers, imaging, metrics, playground, urls
+from . import cors, docs, handlers, imaging, metrics, overlays, playground, urls
 from .config import Config
 from .jobs import Jobs
 from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
@@ -22,6 +22,7 @@ ID = "{id:[0-9a-f]{32}}"
 
 
 def create_app(config: Config) -> web.Application:
+    overlays.setup_fonts()
     app = web.Application(
         middlewares=[
             metrics.observe,

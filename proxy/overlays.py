@@ -23,9 +23,12 @@ behind `functools.lru_cache`, which is safe to call from worker threads.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import math
 import os
+import shutil
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from importlib.resources import files
@@ -289,6 +292,66 @@ def font_file() -> str:
     """The path of the Noto Sans TTF inside the installed `fontpkg-noto-sans` package."""
     path = files("fontpkg_noto_sans").joinpath("files", "NotoSans[wdth,wght].ttf")
     return os.fspath(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _coverage() -> frozenset[int]:
+    """The code points the font draws (its cmap), read once."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(font_file(), lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+def missing(text: str) -> list[str]:
+    """The characters of `text` the font has no glyph for, in order, each once.
+
+    Without this check pango would draw them from whatever font the host has, or as boxes of
+    hex digits: other pixels on another machine, or none a reader can use. Format characters
+    (zero-width joiners, variation selectors) draw nothing themselves and are let through.
+    """
+    covered = _coverage()
+    seen: dict[str, None] = {}
+    for c in text:
+        if ord(c) not in covered and not _draws_nothing(c):
+            seen.setdefault(c)
+    return list(seen)
+
+
+def _draws_nothing(c: str) -> bool:
+    point = ord(c)
+    return (
+        unicodedata.category(c) in ("Cf", "Cc")
+        or 0xFE00 <= point <= 0xFE0F  # variation selectors
+        or 0xE0100 <= point <= 0xE01EF
+    )
+
+
+def setup_fonts(directory: str | None = None) -> None:
+    """Point fontconfig at the shipped font alone (unless the operator set FONTCONFIG_FILE):
+    the host's fonts then never change a text overlay, or the text of an SVG original. And
+    read the font's coverage now rather than in the first request that needs it.
+
+    Must run before libvips first draws text (fontconfig reads its configuration once)."""
+    _coverage()
+    if "FONTCONFIG_FILE" in os.environ:
+        return
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="progimage-fonts-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+    config = os.path.join(directory, "fonts.conf")
+    fonts = os.path.dirname(font_file())
+    body = (
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        f"<fontconfig><dir>{escape(fonts)}</dir>"
+        f"<cachedir>{escape(os.path.join(directory, 'cache'))}</cachedir></fontconfig>\n"
+    )
+    temporary = f"{config}.{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as out:
+        out.write(body)
+    os.replace(temporary, config)  # atomic: processes starting together never read half a file
+    os.environ["FONTCONFIG_FILE"] = config
 
 
 def _check_position(position: str) -> None:

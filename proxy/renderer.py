@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, metrics, ops, pipeline, urls
+from . import cache, metrics, ops, overlays, pipeline, urls
 from .config import Config
 from .errors import BadRequest, Forbidden, NotFound
 from .ops import Options
@@ -184,6 +184,9 @@ class Renderer:
                 "'text': text on unsigned URLs is off (set signing.key, or "
                 "overlays.allow_unsigned_text)"
             )
+        if options.text is not None and (lacking := overlays.missing(options.text[0])):
+            shown = ", ".join(f"U+{ord(c):04X}" for c in lacking[:8])
+            raise BadRequest(f"'text': the font has no glyph for {shown}")
         vary: tuple[str, ...] = ()
         requested = options.format or self.config.output.format
         variant = requested

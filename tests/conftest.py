@@ -18,10 +18,14 @@ import pyvips
 import yaml
 
 from proxy import config as config_module
+from proxy import overlays
 from proxy.app import create_app
 
 IMAGES = Path(__file__).parent / "images"
 REPO = Path(__file__).parent.parent
+
+# As the service does at start: text in this process is drawn with the shipped font alone.
+overlays.setup_fonts()
 
 
 # --- generated images: small, deterministic, made with libvips itself

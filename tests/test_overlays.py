@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,17 @@ def test_every_position_draws_text():
     img = flat([GREY] * 3)
     for position in POSITIONS:
         assert changed(img, apply_text(img, Text("P", position))).any(), position
+
+
+def test_missing_glyphs_are_named_once_and_format_characters_pass():
+    assert overlays.missing("Ça va, Ωμέγα, Привет") == []
+    assert overlays.missing("東京東 ok 😀\ufe0f") == ["東", "京", "😀"]
+    assert overlays.missing("a\u200db\u2060") == []
+
+
+def test_fontconfig_sees_only_the_shipped_font():
+    # conftest ran setup_fonts(), as the service does at start: the host's fonts (this machine
+    # may have DejaVu) are not in fontconfig's configuration.
+    config = Path(os.environ["FONTCONFIG_FILE"]).read_text(encoding="utf-8")
+    assert config.count("<dir>") == 1 and "<include" not in config
+    assert f"<dir>{os.path.dirname(overlays.font_file())}</dir>" in config

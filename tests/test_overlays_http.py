@@ -193,7 +193,8 @@ async def test_text_changes_its_corner_only(text_client, grey_png):
 async def test_non_latin_text_and_the_etag(text_client, grey_png):
     image = (await upload(text_client, grey_png))["id"]
     etags = set()
-    for words in ("%CE%A9%CE%BC%CE%AD%CE%B3%CE%B1", "%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0", "Paris"):
+    greek, russian = "%CE%A9%CE%BC%CE%AD%CE%B3%CE%B1", "%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0"
+    for words in (greek, russian, "Paris"):
         response = await text_client.get(f"/text/{words},centre,1,0.2/fmt/png/{image}")
         assert response.status == 200, await response.text()
         ink = (decode(await response.read()).numpy() != 128).any(axis=2)
@@ -239,6 +240,7 @@ async def test_text_goes_through_the_cache(text_client, grey_png):
         ("hello,centre,1,0.9", ["size"]),
         ("hello,centre,1,0.1,red", ["RRGGBB"]),
         ("a,b,c,d,e,f", ["%2C"]),
+        ("%E6%9D%B1%E4%BA%AC%20%F0%9F%98%80", ["no glyph", "U+6771, U+4EAC, U+1F600"]),
     ],
 )
 async def test_bad_text_is_400(text_client, grey_png, argument, words):
@@ -258,7 +260,8 @@ def test_same_url_same_bytes_from_two_processes(start_server, grey_png, logo_png
     a = start_server(**settings)
     image, logo = put(a, grey_png), put(a, logo_png)
     b = start_server(**settings)  # the same store, another process (and its own caches)
-    path = f"/watermark/{logo},tile,0.6,0.2/text/%C3%87a%20va%20%E2%9C%93,north/{image}"
+    words = "%C3%87a%20va%20%E2%80%94%205%20%E2%82%AC"  # "Ça va — 5 €"
+    path = f"/watermark/{logo},tile,0.6,0.2/text/{words},north/{image}"
     bodies = []
     for server in (a, b, a):
         with urllib.request.urlopen(server.url + path) as response:
