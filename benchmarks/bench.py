@@ -13,6 +13,7 @@ Workloads (photographs, see benchmarks/images.py):
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
+  W8 W1 with a watermark (a 400 px RGBA logo) and a text overlay; reported relative to W1
 W1, W2 and W7 render from the preview the service keeps of large originals (proxy/previews.py);
 so does their raw counterpart, which gets the same preview bytes.
 Then a memory check: W1's transform of 24 MP JPEGs at 16 connections, previews off (each
@@ -127,10 +128,11 @@ class Workload:
     method: str = "GET"
     cache: bool = False
     previews: bool = True  # storage.previews: small renders of large originals read a preview
+    relative_to: str | None = None  # measured against this workload of the same run, not raw
 
     @property
     def raw(self) -> bool:
-        return self.key != "W5"
+        return self.key != "W5" and self.relative_to is None
 
 
 WORKLOADS = [
@@ -152,6 +154,10 @@ WORKLOADS = [
              "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg"), previews=False),
     Workload("W2o", "W2 from the original (storage.previews off)", "large",
              "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), previews=False),
+    Workload("W8", "W1 + watermark + text overlay", "large",
+             "/resize/300x200/q/80/watermark/{logo},southeast,0.8/"
+             "text/%C2%A9%20ProgImage%202026,southwest/{id}", (267, 200, 3, "jpeg"),
+             relative_to="W1"),
 ]  # fmt: skip
 
 
@@ -264,6 +270,7 @@ class Service(ProcessGroup):
                 "server": {"workers": 0},
                 "cache": {"memory_mb": memory_mb},
                 "limits": {"queue": 256},
+                "overlays": {"allow_unsigned_text": True},  # W8
             },
             extra,
         )
@@ -514,7 +521,8 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
     peer_set = PeerSet(workdir, paths).start() if compared else None
 
     def one(service: Service, workload: Workload, ids: dict[str, list[str]]) -> None:
-        urls = [workload.path.format(id=i) for i in ids.get(workload.image, [""])]
+        logo = (ids.get("logo") or [""])[0]
+        urls = [workload.path.format(id=i, logo=logo) for i in ids.get(workload.image, [""])]
         log(f"{workload.key} {workload.title}: {urls[0]} ({len(urls)} originals)")
         entry: dict = {"title": workload.title, "path": workload.path, "method": workload.method,
                        "originals": len(urls)}  # fmt: skip
@@ -550,6 +558,8 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
             try:
                 keys = {w.image for w in plain if w.method == "GET"}
                 ids = {k: service.upload_copies(paths[k], COPIES) for k in keys}
+                if any("{logo}" in w.path for w in plain):
+                    ids["logo"] = [service.upload(images.logo(paths["alpha"]))]
                 for workload in plain:
                     one(service, workload, ids)
             finally:
@@ -566,6 +576,11 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
         if peer_set is not None:
             peer_set.stop()
     compare_with_peers(results)
+    for workload in workloads:
+        base = results.get(workload.relative_to or "")
+        if workload.key in results and base:
+            rate = results[workload.key]["service"]["req_s"] / max(base["service"]["req_s"], 1e-9)
+            results[workload.key]["relative"] = round(rate, 3)
     memory = None
     if os.environ.get("BENCH_MEMCHECK", "1") != "0" and "W1" in wanted:
         memory = memory_check(workdir, store, paths)
@@ -728,7 +743,8 @@ def rows(report: dict) -> list[list[str]]:
             f"{best['ops_per_s']:.1f}" if best else "–",
             f"{best['threads']}t × vips {best['vips_concurrency']}" if best else "–",
             f"{best['cpu_ms_per_op']}" if best else "–",
-            f"{entry['ratio']:.2f}" if "ratio" in entry else "–",
+            f"{entry['ratio']:.2f}" if "ratio" in entry else
+            f"{entry['relative']:.2f} × {workload.relative_to}" if "relative" in entry else "–",
             f"{entry['cpu_ratio']:.2f}" if "cpu_ratio" in entry else "–",
             *(_peer_cell(report, workload.key, name) for name in ("thumbor", "ipx")),
             f"{entry['vs_best_peer']:.2f}" if "vs_best_peer" in entry else "–",
@@ -813,7 +829,8 @@ def markdown(report: dict) -> str:
         "CPU ms/req = service CPU time ÷ successful requests. other CPU % = machine CPU used "
         "by neither the service nor wrk (100 = one core): high values mean a noisy run. "
         "Raw = the same libvips work in-process on bytes in memory (benchmarks/rawloop.py). "
-        "W5 has no raw counterpart. W6 raw = SHA-256 + the service's check of the upload "
+        "W5 has no raw counterpart; W8's service ÷ raw cell is its rate ÷ W1's in the same run "
+        "(the cost of the two overlays). W6 raw = SHA-256 + the service's check of the upload "
         "(header, one shrink-on-load decode, pHash, the preview of a large original), without "
         "the disk writes. Raw rows render from the preview exactly when the service does. "
         "service ÷ raw compares throughput; CPU raw ÷ service compares CPU time "

@@ -98,6 +98,14 @@ def tagged(data: bytes, text: str) -> bytes:
     raise ValueError("tagged() knows JPEG and PNG only")
 
 
+def logo(alpha: Path) -> bytes:
+    """W8's watermark: the alpha photograph at 400 px, an RGBA PNG (decoded once per process
+    by the service, so its size matters little)."""
+    import pyvips
+
+    return pyvips.Image.thumbnail(str(alpha), 400).pngsave_buffer(compression=6)
+
+
 def _centre_crop(image, aspect: float):
     width = min(image.width, round(image.height * aspect))
     height = min(image.height, round(width / aspect))
