@@ -29,11 +29,13 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib.resources import files
 from xml.sax.saxutils import escape
 
+import cachetools
 import pyvips
 
 POSITIONS = (
@@ -85,11 +87,20 @@ class Text:
     colour: str = "ffffff"
 
 
-def apply_watermark(img: pyvips.Image, overlay: pyvips.Image, spec: Watermark) -> pyvips.Image:
-    """`img` with `overlay` scaled to `spec.size` of its width and composited at `spec.position`."""
+def apply_watermark(
+    img: pyvips.Image, overlay: pyvips.Image, spec: Watermark, *, content_addressed: bool = False
+) -> pyvips.Image:
+    """`img` with `overlay` scaled to `spec.size` of its width and composited at `spec.position`.
+
+    `content_addressed`: `spec.id` names the overlay's bytes, so the layer made for one output
+    size can be kept and reused (see `_layers`)."""
     _check_position(spec.position)
-    layer = _scaled(_normalised(overlay), spec.size, img.width, img.height)
-    return _composite(img, layer, spec.position, spec.opacity, _tile_grid)
+
+    def layer() -> pyvips.Image:
+        return _scaled(_normalised(overlay), spec.size, img.width, img.height)
+
+    key = ("watermark", spec.id, spec.size) if content_addressed else None
+    return _composite(img, layer, spec.position, spec.opacity, _tile_grid, key)
 
 
 def apply_text(img: pyvips.Image, spec: Text) -> pyvips.Image:
@@ -103,30 +114,74 @@ def apply_text(img: pyvips.Image, spec: Text) -> pyvips.Image:
         return img
     cap = max(1, round(spec.size * img.height))
     room = max(1, img.width - 2 * _margin(img))
-    layer = _text_layer(text, cap, _rgb(spec.colour), room)
-    if layer is None:
-        return img
-    return _composite(img, layer, spec.position, spec.opacity, _diagonal_grid)
+    # The text layer is a function of these arguments alone (the font is fixed): always kept.
+    key = ("text", text, cap, spec.colour, room)
+
+    def layer() -> pyvips.Image | None:
+        return _text_layer(text, cap, spec.colour, room)
+
+    return _composite(img, layer, spec.position, spec.opacity, _diagonal_grid, key)
 
 
 # --- compositing, shared by both overlays
 
 
-def _composite(img, layer, position, opacity, tiler) -> pyvips.Image:
+def _composite(img, make_layer, position, opacity, tiler, key=None) -> pyvips.Image:
     grey = img.bands <= 2
+    full = None if key is None else (*key, img.width, img.height, grey, position, opacity)
+    with _layers_lock:
+        placed = None if full is None else _layers.get(full)
+    if placed is None:
+        layer = make_layer()
+        if layer is None:  # a text without ink
+            return img
+        placed = _placed(img, layer, position, opacity, tiler, grey)
+        if full is not None:
+            with _layers_lock:
+                _layers[full] = placed
+    layer, x, y = placed
+    width, height = min(layer.width, img.width - x), min(layer.height, img.height - y)
+    if (width, height) != (layer.width, layer.height):
+        layer = layer.crop(0, 0, width, height)
+    # Only the region under the layer is composited (in float, the costly part), then put back.
+    whole = (x, y, width, height) == (0, 0, img.width, img.height)
+    under = img if whole else img.crop(x, y, width, height)
+    if under.bands in (1, 3):
+        # An opaque output: "over" is a blend by the layer's alpha, done in integers (about a
+        # third of composite2's float cost per request, the same pixels to within rounding).
+        alpha = layer.extract_band(layer.bands - 1)
+        patch = alpha.ifthenelse(layer.extract_band(0, n=layer.bands - 1), under, blend=True)
+    else:
+        space = "b-w" if grey else "srgb"
+        patch = under.composite2(layer, "over", compositing_space=space)
+    if patch.bands > img.bands:  # an opaque output gains an (all opaque) alpha band: drop it
+        patch = patch.extract_band(0, n=img.bands)
+    if patch.format != "uchar":
+        patch = patch.cast("uchar")
+    out = patch if whole else img.insert(patch.copy(interpretation=img.interpretation), x, y)
+    return out.copy(interpretation=img.interpretation)
+
+
+def _placed(img, layer, position, opacity, tiler, grey) -> tuple[pyvips.Image, int, int]:
+    """The layer ready to composite (in the output's space, at its opacity, tiled if asked),
+    rendered to memory, and where it goes."""
     layer = _with_opacity(_in_space(layer, grey), opacity)
     margin = _margin(img)
     if position == "tile":
         layer, x, y = tiler(layer, img.width, img.height, margin), 0, 0
     else:
         x, y = _place(position, img.width, img.height, layer.width, layer.height, margin)
-    space = "b-w" if grey else "srgb"
-    out = img.composite2(layer, "over", x=x, y=y, compositing_space=space)
-    if out.bands > img.bands:  # an opaque output gains an (all opaque) alpha band: drop it
-        out = out.extract_band(0, n=img.bands)
-    if out.format != "uchar":
-        out = out.cast("uchar")
-    return out.copy(interpretation=img.interpretation)
+    return layer.copy_memory(), x, y
+
+
+# Layers made for one output size, reused by the next request of that size: scaling the logo,
+# drawing the text and tiling cost several times the composite. Bounded by their pixels'
+# bytes (a tiled layer is as large as the output).
+_LAYER_BYTES = 64 * 2**20
+_layers: cachetools.LRUCache = cachetools.LRUCache(
+    maxsize=_LAYER_BYTES, getsizeof=lambda v: v[0].width * v[0].height * v[0].bands + 1
+)
+_layers_lock = threading.Lock()
 
 
 def _margin(img: pyvips.Image) -> int:
@@ -215,8 +270,9 @@ def _rgb(colour: str) -> list[int]:
     return [int(colour[i : i + 2], 16) for i in (0, 2, 4)]
 
 
-def _text_layer(text: str, cap: int, rgb: list[int], room: int) -> pyvips.Image | None:
-    """The text as an sRGB + alpha image: `rgb` glyphs in a dark outline, cut to their extent."""
+def _text_layer(text: str, cap: int, colour: str, room: int) -> pyvips.Image | None:
+    """The text as an sRGB + alpha image: glyphs of `colour` (RRGGBB) in a dark outline, cut
+    to their extent."""
     sigma = max(0.6, _OUTLINE_SIGMA * cap)
     pad = math.ceil(3 * sigma) + 1  # where the outline has faded to nothing
     mask = _fitted_mask(text, cap, max(1, room - 2 * pad))
@@ -225,7 +281,7 @@ def _text_layer(text: str, cap: int, rgb: list[int], room: int) -> pyvips.Image 
     mask = mask.embed(pad, pad, mask.width + 2 * pad, mask.height + 2 * pad)
     outline = (mask.gaussblur(sigma, precision="integer") * _OUTLINE_GAIN).cast("uchar")
     ring = (outline * 0).bandjoin([outline * 0, outline * 0, outline]).cast("uchar")
-    fill = (mask * 0 + rgb).cast("uchar").bandjoin(mask)
+    fill = (mask * 0 + _rgb(colour)).cast("uchar").bandjoin(mask)
     ring, fill = ring.copy(interpretation="srgb"), fill.copy(interpretation="srgb")
     return ring.composite2(fill, "over", compositing_space="srgb").cast("uchar")
 
@@ -339,7 +395,7 @@ def setup_fonts(directory: str | None = None) -> None:
     if directory is None:
         directory = tempfile.mkdtemp(prefix="progimage-fonts-")
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.join(directory, "cache"), exist_ok=True)
     config = os.path.join(directory, "fonts.conf")
     fonts = os.path.dirname(font_file())
     body = (

@@ -75,7 +75,8 @@ class Overlay:
     """A watermark's original: `identity` (its id, a content hash) keys the decoded copy."""
 
     identity: str
-    source: Source
+    source: Source | None  # None when `decoded` is given
+    decoded: pyvips.Image | None = None  # from `decoded_overlay`: no bytes needed then
 
 
 OVERLAY_EDGE = 2048  # a watermark is kept decoded at most this large: enough for any output
@@ -83,11 +84,16 @@ _overlays: cachetools.LRUCache[str, pyvips.Image] = cachetools.LRUCache(maxsize=
 _overlays_lock = threading.Lock()
 
 
+def decoded_overlay(identity: str) -> pyvips.Image | None:
+    """The watermark as `overlay_image` kept it, if it did: the caller need not read its bytes."""
+    with _overlays_lock:
+        return _overlays.get(identity)
+
+
 def overlay_image(overlay: Overlay, max_pixels: int) -> pyvips.Image:
     """The watermark upright, 8-bit sRGB, in memory: decoded once per process and kept (its
     id names its bytes, so it never goes stale). Over `max_pixels` → 422 from the header."""
-    with _overlays_lock:
-        found = _overlays.get(overlay.identity)
+    found = overlay.decoded or decoded_overlay(overlay.identity)
     if found is not None:
         return found
     source = imaging.loadable(overlay.source)

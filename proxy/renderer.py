@@ -205,12 +205,19 @@ class Renderer:
         if options.watermark is not None and not await self.store.exists(options.watermark[0]):
             raise BadRequest(f"'watermark/{options.watermark[0]}': no stored image with this id")
 
-    async def overlay(self, options: Options) -> pipeline.Overlay | None:
-        """The watermark's original, for the render (its id is a content hash: never stale)."""
+    async def overlay(self, options: Options, *, checked: bool = False) -> pipeline.Overlay | None:
+        """The watermark's original, for the render (its id is a content hash: never stale).
+        `checked`: `prepare` has just seen that it exists."""
         if options.watermark is None:
             return None
+        image_id = options.watermark[0]
+        decoded = pipeline.decoded_overlay(image_id)
+        if decoded is not None:  # its bytes are not needed, only that it was not deleted
+            if not checked:
+                await self._check_overlay(options)
+            return pipeline.Overlay(image_id, None, decoded)
         try:
-            original = await self.store.fetch(SourceRef("id", options.watermark[0]))
+            original = await self.store.fetch(SourceRef("id", image_id))
             return pipeline.Overlay(original.identity, original.data)
         except NotFound:
             raise BadRequest(
@@ -269,7 +276,7 @@ class Renderer:
             elif original is None:
                 original = await self.store.fetch(ref)
                 timings["fetch"] = (time.perf_counter() - started) * 1000
-            overlay = await self.overlay(options)
+            overlay = await self.overlay(options, checked=True)
             fetched = time.perf_counter()
             result, made = await self.pool.run(
                 self._render_sync, original, options, requested, ref.kind == "url", overlay

@@ -249,7 +249,8 @@ def round_corners(img: pyvips.Image, p: Plan) -> pyvips.Image:
 def watermark(img: pyvips.Image, p: Plan) -> pyvips.Image:
     if p.options.watermark is None or p.overlay is None:
         return img
-    return overlays.apply_watermark(img, p.overlay, overlays.Watermark(*p.options.watermark))
+    spec = overlays.Watermark(*p.options.watermark)
+    return overlays.apply_watermark(img, p.overlay, spec, content_addressed=True)
 
 
 @step("text")
