@@ -268,3 +268,19 @@ def test_same_url_same_bytes_from_two_processes(start_server, grey_png, logo_png
             bodies.append(response.read())
     assert bodies[0] == bodies[1] == bodies[2]
     assert decode(bodies[0]).width == W
+
+
+async def test_watermark_is_upright_and_in_the_etag(client, grey_png, logo_png):
+    from conftest import IMAGES
+
+    image = (await upload(client, grey_png))["id"]
+    logo = (await upload(client, logo_png))["id"]
+    # Stored 400×300 with EXIF orientation 6: upright it is 300×400, taller than wide.
+    portrait = (await upload(client, (IMAGES / "portrait-exif6.jpg").read_bytes()))["id"]
+    response = await client.get(f"/watermark/{portrait},centre,1,0.3/fmt/png/{image}")
+    assert response.status == 200, await response.text()
+    changed = (decode(await response.read()).numpy() != 128).any(axis=2)
+    _, _, width, height = bbox(changed)
+    assert abs(width - 120) <= 2 and abs(height - 160) <= 2  # 0.3 × 400 wide, 4:3 upright
+    other = await client.get(f"/watermark/{logo},centre,1,0.3/fmt/png/{image}")
+    assert other.headers["ETag"] != response.headers["ETag"]
