@@ -13,7 +13,7 @@ Workloads (photographs, see benchmarks/images.py):
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
-  W8 W1 with a watermark (a 400 px RGBA logo) and a text overlay; reported relative to W1
+  W9 W1 with a watermark (a 400 px RGBA logo) and a text overlay; reported relative to W1
 W1, W2 and W7 render from the preview the service keeps of large originals (proxy/previews.py);
 so does their raw counterpart, which gets the same preview bytes.
 Then a memory check: W1's transform of 24 MP JPEGs at 16 connections, previews off (each
@@ -154,7 +154,7 @@ WORKLOADS = [
              "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg"), previews=False),
     Workload("W2o", "W2 from the original (storage.previews off)", "large",
              "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), previews=False),
-    Workload("W8", "W1 + watermark + text overlay", "large",
+    Workload("W9", "W1 + watermark + text overlay", "large",
              "/resize/300x200/q/80/watermark/{logo},southeast,0.8/"
              "text/%C2%A9%20ProgImage%202026,southwest/{id}", (267, 200, 3, "jpeg"),
              relative_to="W1"),
@@ -270,7 +270,7 @@ class Service(ProcessGroup):
                 "server": {"workers": 0},
                 "cache": {"memory_mb": memory_mb},
                 "limits": {"queue": 256},
-                "overlays": {"allow_unsigned_text": True},  # W8
+                "overlays": {"allow_unsigned_text": True},  # W9
             },
             extra,
         )
@@ -829,7 +829,7 @@ def markdown(report: dict) -> str:
         "CPU ms/req = service CPU time ÷ successful requests. other CPU % = machine CPU used "
         "by neither the service nor wrk (100 = one core): high values mean a noisy run. "
         "Raw = the same libvips work in-process on bytes in memory (benchmarks/rawloop.py). "
-        "W5 has no raw counterpart; W8's service ÷ raw cell is its rate ÷ W1's in the same run "
+        "W5 has no raw counterpart; W9's service ÷ raw cell is its rate ÷ W1's in the same run "
         "(the cost of the two overlays). W6 raw = SHA-256 + the service's check of the upload "
         "(header, one shrink-on-load decode, pHash, the preview of a large original), without "
         "the disk writes. Raw rows render from the preview exactly when the service does. "

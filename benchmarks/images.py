@@ -99,7 +99,7 @@ def tagged(data: bytes, text: str) -> bytes:
 
 
 def logo(alpha: Path) -> bytes:
-    """W8's watermark: the alpha photograph at 400 px, an RGBA PNG (decoded once per process
+    """W9's watermark: the alpha photograph at 400 px, an RGBA PNG (decoded once per process
     by the service, so its size matters little)."""
     import pyvips
 

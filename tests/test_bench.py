@@ -40,7 +40,7 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
         **os.environ,
         "BENCH_DIR": str(tmp_path / "bench"),
         "BENCH_OUT": str(out),
-        "BENCH_WORKLOADS": "W1,W1o,W5,W8",
+        "BENCH_WORKLOADS": "W1,W1o,W5,W9",
         "BENCH_DURATION": "1",
         "BENCH_WARMUP": "0",
         "BENCH_RAW_DURATION": "1",
@@ -61,7 +61,7 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "service ÷ raw" in done.stdout and "W1o" in done.stdout
     report = json.loads((out / "latest.json").read_text())
-    for key in ("W1", "W1o", "W5", "W8"):
+    for key in ("W1", "W1o", "W5", "W9"):
         entry = report["workloads"][key]
         assert entry["check"]["ok"], entry["check"]
         assert entry["service"]["ok"] > 0 and entry["service"]["errors"] == 0
@@ -70,7 +70,7 @@ def test_bench_runs_a_tiny_workload_end_to_end(tmp_path: Path) -> None:
     assert report["workloads"]["W1o"]["raw"]["best"]["rendered_from"] == "original"
     assert report["workloads"]["W1"]["ratio"] > 0
     # The overlays' workload is measured against W1 of the same run, not against raw libvips.
-    assert "raw" not in report["workloads"]["W8"] and report["workloads"]["W8"]["relative"] > 0
+    assert "raw" not in report["workloads"]["W9"] and report["workloads"]["W9"]["relative"] > 0
     run = report["workloads"]["W1"]["peers"]["thumbor"]  # same transform, checked the same way
     assert run["check"]["ok"], run["check"]
     assert run["ok"] > 0 and run["errors"] == 0
