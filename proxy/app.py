@@ -9,12 +9,14 @@ from aiohttp import web
 
 from . import cors, docs, handlers, imaging, metrics, overlays, playground, urls
 from .config import Config
-from .jobs import Jobs
-from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
+from .jobs import TTL, BucketBoard, FileBoard, Jobs
+from .keys import CONFIG, GRAMMAR, JOBS, LOCATED, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
 from .renderer import Renderer
-from .results import ResultStore
+from .results import BucketResults, ResultStore
 from .sources import make_store
+from .sources.bucket import BucketSource
+from .sources.directory import DirectorySource
 from .sources.http import HttpSource
 from .workers import RenderPool
 
@@ -53,10 +55,18 @@ def grammar(config: Config) -> urls.Grammar:
 
 async def _remote_sources(app: web.Application) -> AsyncIterator[None]:
     # One client session (connection pool, guarded DNS) shared by every remote fetch.
-    remote = HttpSource.create(app[CONFIG])
+    config = app[CONFIG]
+    remote = HttpSource.create(config)
     app[REMOTE] = remote
-    yield
-    await remote.close()
+    # s3:// and local:/// originals share the remote LRU: one cache.sources_mb for all.
+    bucket = BucketSource(config, remote.cache)
+    app[LOCATED] = {"s3": bucket, "local": DirectorySource(config, remote.cache)}
+    try:
+        await bucket.open()
+        yield
+    finally:
+        await bucket.close()
+        await remote.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -69,17 +79,25 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pool = RenderPool(config.limits.effective_concurrency, config.limits.queue)
     app[STORE] = store
     app[POOL] = pool
-    # Results on disk and job states live under storage.path on every backend: they are
-    # per node, next to the process, whatever holds the originals.
-    results_store = None
-    if config.cache.results_in_store:
+    # With the local backend, results and job states live under storage.path, shared by the
+    # node's worker processes; with s3, in the bucket, shared by every node.
+    in_bucket = config.storage.backend == "s3"
+    results_store: ResultStore | BucketResults | None = None
+    if config.cache.results_in_store and in_bucket:
+        results_store = BucketResults(store)
+    elif config.cache.results_in_store:
         megabytes = config.cache.results_store_mb
         results_store = ResultStore(Path(config.storage.path) / "results", megabytes << 20)
+    if results_store is not None:
         await results_store.open()
-    jobs = Jobs(Path(config.storage.path) / "jobs", concurrency=pool.concurrency)
+    jobs_root = Path(config.storage.path) / "jobs"
+    board = BucketBoard(store, TTL) if in_bucket else FileBoard(jobs_root, TTL)
+    jobs = Jobs(jobs_root, concurrency=pool.concurrency, board=board)
     await jobs.open()
     app[JOBS] = jobs
-    renderer = Renderer(config, store, pool, app[REMOTE], results_store=results_store)
+    renderer = Renderer(
+        config, store, pool, app[REMOTE], results_store=results_store, sources=app[LOCATED]
+    )
     await renderer.load_fallback()
     app[RENDERER] = renderer
     yield

@@ -71,10 +71,28 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class S3SourcesConfig:
+    """`s3://{bucket}/{key}` sources: only these buckets, read with the node's AWS chain."""
+
+    buckets: tuple[str, ...] = ()
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalSourcesConfig:
+    """`local:///{path}` sources: files under `root` (None: off)."""
+
+    root: str | None = None
+
+
+@dataclass(frozen=True)
 class SourcesConfig:
     allowed_hosts: tuple[str, ...] = ("*",)
     allow_private_networks: bool = False
     allow_svg: bool = False
+    s3: S3SourcesConfig = field(default_factory=S3SourcesConfig)
+    local: LocalSourcesConfig = field(default_factory=LocalSourcesConfig)
 
 
 @dataclass(frozen=True)
@@ -280,6 +298,26 @@ def _presets(label: str, value: Any) -> dict[str, str]:
     return dict(value)
 
 
+# S3's own rule for bucket names (no uppercase, no underscores, 3 to 63 characters).
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _buckets(label: str, value: Any) -> tuple[str, ...]:
+    names = _texts(label, value)
+    for name in names:
+        if not BUCKET_RE.match(name):
+            raise _bad(label, "S3 bucket names (3-63 of a-z 0-9 . -)", name)
+    return names
+
+
+def _directory(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not os.path.isdir(value):
+        raise _bad(label, "null or the path of an existing directory", value)
+    return value
+
+
 def _fallback_image(label: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value)):
         return value
@@ -290,7 +328,9 @@ def _fallback_image(label: str, value: Any) -> str | None:
 
 # Environment strings for these keys are taken verbatim unless YAML clearly meant something
 # else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
-_TEXTUAL: frozenset[Check] = frozenset({_text, _any_text, _optional_text, _texts, _hosts})
+_TEXTUAL: frozenset[Check] = frozenset(
+    {_text, _any_text, _optional_text, _texts, _hosts, _buckets, _directory}
+)
 
 _SIZE = _integer(0)
 
@@ -327,7 +367,13 @@ _SCHEMA: dict[str, Any] = {
         "body_idle_timeout": _number(0, inclusive=False),
         "body_timeout": _number(0, inclusive=False),
     },
-    "sources": {"allowed_hosts": _hosts, "allow_private_networks": _flag, "allow_svg": _flag},
+    "sources": {
+        "allowed_hosts": _hosts,
+        "allow_private_networks": _flag,
+        "allow_svg": _flag,
+        "s3": {"buckets": _buckets, "endpoint_url": _optional_text, "region": _optional_text},
+        "local": {"root": _directory},
+    },
     "signing": {"key": _texts},
     "auth": {"tokens": _texts},
     "output": {
@@ -353,6 +399,8 @@ _CLASSES: dict[str, type] = {
     "cache": CacheConfig,
     "limits": LimitsConfig,
     "sources": SourcesConfig,
+    "sources.s3": S3SourcesConfig,
+    "sources.local": LocalSourcesConfig,
     "signing": SigningConfig,
     "auth": AuthConfig,
     "output": OutputConfig,

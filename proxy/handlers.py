@@ -366,7 +366,7 @@ async def source_info(request: web.Request) -> web.Response:
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
         return _json(record.info())
-    original = await request.app[REMOTE].fetch(ref)
+    original = await request.app[RENDERER].source_for(ref).fetch(ref)
     facts = await request.app[POOL].run(
         metadata.describe,
         original.data,

@@ -5,11 +5,15 @@ are not persisted work. If that process stops (restart, crash), its unfinished j
 lost; `GET /jobs/{job}` then reports them failed ("job-lost", 503) and the client submits
 again.
 
-Job *state* is shared with the other worker processes of the same node: besides the
-process's own memory, each job has one small JSON file `{storage.path}/jobs/{job}.json`,
-replaced atomically (temp file + rename) when the job starts and when it ends, so whichever
-worker nginx or the client reaches answers `GET /jobs/{job}` alike. Nodes that do not share
-`storage.path` do not share jobs: route a client's polls to the node that took the job.
+Job *state* is shared beyond the process: besides its own memory, each job has one small
+JSON record, written when the job starts and when it ends, so whichever worker or node the
+client reaches answers `GET /jobs/{job}` alike. With the local backend the record is a file
+`{storage.path}/jobs/{job}.json` (replaced atomically), shared by the worker processes of the
+node, and a pending record whose process is gone reads as lost. With `storage.backend: s3` it
+is the object `{prefix}jobs/{job}` in the bucket, shared by every node: no sticky routing. A
+process cannot see whether another node's process still runs, so it refreshes the records of
+its pending jobs every `HEARTBEAT` seconds, and a pending record older than `STALE` reads as
+lost.
 
 Limits: at most `MAX_JOBS` jobs per process are pending or remembered (beyond: 503); a
 finished job is forgotten `TTL` seconds after it finished (then 404). Jobs take part in the
@@ -33,8 +37,12 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import Overloaded, ProxyError
+
+if TYPE_CHECKING:
+    from .sources import Store
 
 log = logging.getLogger("proxy.jobs")
 
@@ -42,6 +50,8 @@ JOB_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JOBS = 10_000
 TTL = 3600.0
 PATIENCE = 300.0
+HEARTBEAT = 10.0  # seconds between refreshes of a pending job's record in the bucket
+STALE = 3  # heartbeats missed before a pending record in the bucket reads as lost
 
 Work = Callable[[], Awaitable[dict[str, object]]]
 State = dict[str, object]
@@ -55,7 +65,8 @@ class JobLost(ProxyError):
 
 
 class Jobs:
-    """Background jobs of this process, with their state mirrored to files under `root`."""
+    """Background jobs of this process, with their state mirrored to a board (FileBoard under
+    `root` unless another is given) that other processes read."""
 
     def __init__(
         self,
@@ -65,8 +76,9 @@ class Jobs:
         max_jobs: int = MAX_JOBS,
         ttl: float = TTL,
         patience: float = PATIENCE,
+        board: Board | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.board: Board = board or FileBoard(root, ttl)
         self.max_jobs = max_jobs
         self.ttl = ttl
         self.patience = patience
@@ -79,7 +91,7 @@ class Jobs:
         return len(self._states)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._sweep)
+        await self.board.open()
 
     async def close(self) -> None:
         """Cancel the jobs still running: they are recorded as lost."""
@@ -87,6 +99,7 @@ class Jobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.board.close()
 
     async def submit(self, work: Work) -> str:
         """Start `work` (which returns the image JSON) in the background; return the job id."""
@@ -101,7 +114,7 @@ class Jobs:
         state: State = {"job": job, "status": "pending", "image": None, "error": None}
         self._states[job] = state  # counted before the await, so concurrent submits see it
         try:
-            await asyncio.to_thread(self._write, job, state, None)
+            await self.board.write(job, state, None)
         except BaseException:
             self._states.pop(job, None)
             raise
@@ -118,7 +131,7 @@ class Jobs:
         state = self._states.get(job)
         if state is not None:
             return dict(state)
-        return await asyncio.to_thread(self._read, job)
+        return await self.board.read(job)
 
     # --- running
 
@@ -129,7 +142,7 @@ class Jobs:
         except asyncio.CancelledError:
             # Shutting down: record the loss where the other workers will look, right now.
             lost = JobLost("the server stopped before the job finished; submit it again")
-            self._write_quietly(job, self._finished(job, _failed(job, lost.problem())))
+            await self._record(job, self._finished(job, _failed(job, lost.problem())))
             raise
         except ProxyError as error:
             state = _failed(job, error.problem())
@@ -139,7 +152,14 @@ class Jobs:
             state = _failed(job, unexpected.problem())
         else:
             state = {"job": job, "status": "done", "image": image, "error": None}
-        await asyncio.to_thread(self._write_quietly, job, self._finished(job, state))
+        await self._record(job, self._finished(job, state))
+
+    async def _record(self, job: str, state: State) -> None:
+        try:
+            await self.board.write(job, state, time.time())
+        except Exception as exc:
+            # This process still answers from memory; the others see the job pending.
+            log.warning("job %s: cannot record its state for other processes: %r", job, exc)
 
     async def _patiently(self, work: Work) -> dict[str, object]:
         loop = asyncio.get_running_loop()
@@ -166,9 +186,46 @@ class Jobs:
         while self._expiry and self._expiry[0][0] <= now:
             _deadline, job = self._expiry.popleft()
             self._states.pop(job, None)
-            gone.append(self._path(job))
+            gone.append(job)
         if gone:
-            await asyncio.to_thread(_unlink_all, gone)
+            await self.board.forget(gone)
+
+
+class Board(Protocol):
+    """Where job records are shared: write and read one, forget finished ones."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, job: str, state: State, finished: float | None) -> None: ...
+
+    async def read(self, job: str) -> State | None: ...
+
+    async def forget(self, jobs: list[str]) -> None: ...
+
+
+class FileBoard:
+    """Records as files `{root}/{job}.json`, for the worker processes of one node."""
+
+    def __init__(self, root: str | os.PathLike, ttl: float) -> None:
+        self.root = Path(root)
+        self.ttl = ttl
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._sweep)
+
+    async def close(self) -> None:
+        pass
+
+    async def write(self, job: str, state: State, finished: float | None) -> None:
+        await asyncio.to_thread(self._write, job, state, finished)
+
+    async def read(self, job: str) -> State | None:
+        return await asyncio.to_thread(self._read, job)
+
+    async def forget(self, jobs: list[str]) -> None:
+        await asyncio.to_thread(_unlink_all, [self._path(job) for job in jobs])
 
     # --- files, in threads
 
@@ -183,13 +240,6 @@ class Jobs:
             os.replace(tmp, self._path(job))
         finally:
             tmp.unlink(missing_ok=True)
-
-    def _write_quietly(self, job: str, state: State) -> None:
-        try:
-            self._write(job, state, time.time())
-        except OSError as exc:
-            # This worker still answers from memory; the others see the job pending.
-            log.warning("job %s: cannot record its state for other workers: %s", job, exc)
 
     def _read(self, job: str) -> State | None:
         try:
@@ -220,6 +270,68 @@ class Jobs:
                 os.unlink(entry.path)
             except FileNotFoundError:
                 continue
+
+
+class BucketBoard:
+    """Records as objects `{prefix}jobs/{job}` of the store's bucket, for every node.
+
+    Finished records are not deleted here (reads ignore them once their hour is over): a
+    bucket lifecycle rule on `{prefix}jobs/` removes them (see the README).
+    """
+
+    def __init__(self, store: Store, ttl: float, heartbeat: float = HEARTBEAT) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.heartbeat = heartbeat
+        self._pending: dict[str, State] = {}
+        self._beating: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self._beating = asyncio.create_task(self._beat(), name="jobs-heartbeat")
+
+    async def close(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+
+    async def write(self, job: str, state: State, finished: float | None) -> None:
+        if state["status"] == "pending":
+            self._pending[job] = state
+        else:
+            self._pending.pop(job, None)
+        record = {**state, "finished": finished, "updated": time.time()}
+        await self.store.put_blob(f"jobs/{job}", json.dumps(record).encode(), {})
+
+    async def read(self, job: str) -> State | None:
+        try:
+            blob = await self.store.get_blob(f"jobs/{job}")
+            record = json.loads(blob.data) if blob is not None else None
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        finished = record.pop("finished", None)
+        updated = record.pop("updated", 0)
+        if finished is not None and finished + self.ttl <= time.time():
+            return None
+        deadline = updated + STALE * self.heartbeat if isinstance(updated, int | float) else 0
+        stale = deadline < time.time()
+        if record.get("status") == "pending" and stale:
+            lost = JobLost("the node running this job stopped; submit it again")
+            return _failed(job, lost.problem())
+        return record
+
+    async def forget(self, jobs: list[str]) -> None:
+        pass
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            for job, state in list(self._pending.items()):
+                try:
+                    await self.write(job, state, None)
+                except Exception as exc:  # the next beat tries again
+                    log.warning("job %s: heartbeat not recorded: %r", job, exc)
 
 
 def _failed(job: str, problem: dict[str, object]) -> State:

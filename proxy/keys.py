@@ -7,7 +7,7 @@ from aiohttp import web
 from .config import Config
 from .jobs import Jobs
 from .renderer import Renderer
-from .sources import Store
+from .sources import Source, Store
 from .sources.http import HttpSource
 from .urls import Grammar
 from .workers import RenderPool
@@ -19,3 +19,5 @@ RENDERER = web.AppKey("renderer", Renderer)
 REMOTE = web.AppKey("remote", HttpSource)
 JOBS = web.AppKey("jobs", Jobs)
 GRAMMAR = web.AppKey("grammar", Grammar)
+# Sources by SourceRef kind beyond ids and remote URLs: "s3" and "local".
+LOCATED = web.AppKey("located", dict[str, Source])

@@ -17,7 +17,7 @@ from .config import Config
 from .errors import BadRequest, Forbidden, NotFound
 from .ops import Options
 from .pipeline import Result
-from .results import ResultStore
+from .results import BucketResults, ResultStore
 from .sources import Original, Source, Store
 from .sources.http import HttpSource
 from .urls import SourceRef
@@ -114,10 +114,16 @@ class Renderer:
         pool: RenderPool,
         remote: Source | None = None,
         *,
-        results_store: ResultStore | None = None,
+        results_store: ResultStore | BucketResults | None = None,
+        sources: Mapping[str, Source] | None = None,
     ) -> None:
         self.config = config
-        self.results_store = results_store  # `cache.results_in_store`: results kept on disk
+        # `cache.results_in_store`: results kept on disk, or in the bucket with backend s3
+        self.results_store = results_store
+        # Sources by SourceRef kind beyond stored ids: "url" (remote), "s3", "local".
+        self.sources: dict[str, Source] = dict(sources or {})
+        if remote is not None:
+            self.sources.setdefault("url", remote)
         self.store = store
         self.pool = pool
         self.remote = remote
@@ -148,8 +154,7 @@ class Renderer:
         elif ref.kind == "file":  # the fallback image from a file (fallback.image)
             identity, tag, max_age = self._file_identity(ref.value), "fallback", YEAR
         else:
-            if self.remote is None:
-                raise NotFound("remote sources are not enabled on this server")
+            source = self.source_for(ref)
             tag, max_age = cache.url_tag(ref.value), self.config.cache.remote_ttl
             identity = None
         control = f"public, max-age={max_age}" + (", immutable" if ref.is_stored else "")
@@ -160,15 +165,23 @@ class Renderer:
             canonical=canonical, variant=variant,
         )  # fmt: skip
         if identity is None:
-            assert self.remote is not None
             started = time.perf_counter()
-            rendition.original = await self.remote.fetch(ref)
+            rendition.original = await source.fetch(ref)
             elapsed = time.perf_counter() - started
-            metrics.FETCH_SECONDS.labels("remote").observe(elapsed)
+            metrics.FETCH_SECONDS.labels("remote" if ref.kind == "url" else ref.kind).observe(
+                elapsed
+            )
             rendition.timings["fetch"] = elapsed * 1000
             identity = rendition.original.identity
         rendition.etag = cache.result_key(canonical, identity, variant)
         return rendition
+
+    def source_for(self, ref: SourceRef) -> Source:
+        """Where an original that is not a stored id comes from."""
+        source = self.sources.get(ref.kind)
+        if source is None:
+            raise NotFound(f"{ref.kind} sources are not enabled on this server")
+        return source
 
     def resolve(
         self, options: Options, request_headers: Mapping[str, str]

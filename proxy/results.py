@@ -1,6 +1,12 @@
-"""The results store: rendered images kept on local disk, so a restart serves them unrendered.
+"""The results store: rendered images kept, so a restart (or another node) serves them unrendered.
 
-Enabled by `cache.results_in_store`. One file per result, `{root}/{etag[:2]}/{etag}`, named by
+Enabled by `cache.results_in_store`. With the local backend, results live on the node's disk
+(`ResultStore`, below); with `storage.backend: s3` in the bucket under `{prefix}results/{etag}`
+(`BucketResults`), so N nodes render each variant once, not N times; expiry there is a bucket
+lifecycle rule on that prefix (README), not `cache.results_store_mb`. Both hold the same bytes:
+a header line, then the encoded image.
+
+On disk: One file per result, `{root}/{etag[:2]}/{etag}`, named by
 the result's ETag (which already names the source identity, the canonical operations, the
 output format and the service version). A file is a short header line with the facts a
 `Result` needs (format, mime, size, pages, bands, alpha, body length) followed by the encoded
@@ -14,8 +20,9 @@ start, then its own reads and writes); when that total passes the bound it resca
 directory in a thread and deletes the oldest files down to 90% of it. With several workers the
 directory may briefly exceed the bound by what the others wrote since their last scan.
 
-Reachability is not this module's business: a result of a deleted original stays on disk until
-evicted, but `Renderer.prepare` answers 404 for the deleted id before any lookup here.
+Reachability is not this module's business: a result of a deleted original stays stored until
+evicted or expired, but `Renderer.prepare` answers 404 for the deleted id before any lookup
+here, and the ETag of any other source names its version.
 Writes are not fsynced (this is a cache): a file cut short by a power loss fails the length
 check on read and is dropped.
 """
@@ -33,6 +40,7 @@ from pathlib import Path
 
 from . import metrics, ops
 from .pipeline import Result
+from .sources import Store
 
 log = logging.getLogger("proxy.results")
 
@@ -205,6 +213,44 @@ class ResultStore:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+class BucketResults:
+    """Rendered results as objects `results/{etag}` of the store (the bucket, backend s3).
+
+    Failures of the store are misses on read and are logged on write: a result store is a
+    cache, and the response it belongs to is good without it.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._observe = metrics.cache_observer("results_store")
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def get(self, key: str) -> Result | None:
+        found = None
+        if KEY_RE.match(key):
+            try:
+                blob = await self.store.get_blob(f"results/{key}")
+            except Exception as exc:
+                log.warning("results store: cannot read %s: %r", key, exc)
+                blob = None
+            found = _parse(blob.data) if blob is not None else None
+        self._observe(found is not None)
+        return found
+
+    async def put(self, key: str, result: Result) -> None:
+        if not KEY_RE.match(key):
+            return
+        try:
+            await self.store.put_blob(f"results/{key}", _header(result) + result.body, {})
+        except Exception as exc:
+            log.warning("results store: cannot write %s: %r", key, exc)
 
 
 def _header(result: Result) -> bytes:

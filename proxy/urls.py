@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from . import ops
+from . import ops, paths
 from .errors import BadRequest
 from .ops import Options
 
@@ -20,13 +20,15 @@ _URL_RE = re.compile(r"^(https?):/*", re.IGNORECASE)
 _ENCODED_URL_RE = re.compile(r"^https?%3a", re.IGNORECASE)
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 _B64_RE = re.compile(r"^b64:([A-Za-z0-9_-]+={0,2})(?:\.([A-Za-z0-9]+))?$")
+_SCHEME_RE = re.compile(r"^(s3|local):", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """Where the original comes from: a stored id or a remote http(s) URL."""
+    """Where the original comes from: a stored id, a remote http(s) URL, an object of an
+    existing bucket (`s3://bucket/key`) or a file under sources.local.root (`local:///path`)."""
 
-    kind: str  # "id" or "url"
+    kind: str  # "id", "url", "s3", "local" (or "file": the fallback image's own file)
     value: str
 
     @property
@@ -175,9 +177,22 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
     b64 = _B64_RE.match(raw)
     if b64:
         return _decoded_source(b64[1]), b64[2]
+    scheme = _SCHEME_RE.match(raw)
+    if scheme:
+        # As for ids, a query string is a cache-buster: it names no other object or file.
+        return _located_source(scheme[1].lower(), raw[scheme.end() :]), None
     if _ENCODED_URL_RE.match(raw):
         raw = unquote(raw)
     return _url_source(raw, query), None
+
+
+def _located_source(scheme: str, rest: str) -> SourceRef:
+    """`s3://bucket/key` and `local:///path`, decoded once and checked (paths.py); the value
+    is their one canonical spelling, so every spelling of one object shares an ETag."""
+    if scheme == "s3":
+        bucket, key = paths.s3_object(rest)
+        return SourceRef("s3", f"s3://{bucket}/{key}")
+    return SourceRef("local", f"local:///{paths.local_path(rest)}")
 
 
 def _decoded_source(text: str) -> SourceRef:

@@ -16,7 +16,8 @@ from ..urls import ID_RE, SourceRef
 from . import Blob, Describe, Original, Record, ingest, started
 
 CHUNK = 256 * 1024
-BLOB_RE = re.compile(r"^[a-z]+/[0-9a-f]{32}$")
+# `sources/{hash}`, `previews/{id}`, `results/{etag}`, `jobs/{job}`: never a dot or a slash.
+BLOB_RE = re.compile(r"^[a-z]+/[A-Za-z0-9_-]{16,64}$")
 
 
 class LocalStore:

@@ -11,8 +11,9 @@ Uploads are spooled to a local temp file through SHA-256, checked, then written 
 same bytes write the same key with the same content, so concurrent identical uploads cannot
 corrupt it.
 
-Existence (positive and negative) is remembered in process for `storage.consistency_s`
-seconds: that is the bound on how long another node may still serve an id deleted here.
+Existence is remembered in process for `storage.consistency_s` seconds: that is the bound on
+how long another node may still serve an id deleted here. Absence is not remembered, so an
+original stored again after a DELETE is served by every node at once.
 """
 
 from __future__ import annotations
@@ -45,7 +46,24 @@ LIST_HEADS = 16  # HEAD requests in flight at once while listing
 KNOWN_IDS = 100_000  # ids whose existence is remembered for consistency_s
 CONNECTIONS = 64
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
-_ABSENT = object()
+
+
+def client(endpoint_url: str | None, region: str | None, *, read_timeout: float = 30) -> Any:
+    """An S3 client (an async context manager) with credentials from the standard AWS chain."""
+    config = AioConfig(
+        max_pool_connections=CONNECTIONS,
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 3, "mode": "standard"},
+        # Custom endpoints (MinIO, SeaweedFS, Ceph…) rarely serve virtual-host buckets.
+        s3={"addressing_style": "path"} if endpoint_url else None,
+        # Checksums only where S3 requires them: not every compatible store knows the
+        # newer flexible-checksum headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    session = aiobotocore.session.get_session()
+    return session.create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 class StoreUnavailable(ProxyError):
@@ -97,24 +115,7 @@ class S3Store:
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open_tmp)
-        config = AioConfig(
-            max_pool_connections=CONNECTIONS,
-            connect_timeout=5,
-            read_timeout=30,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # Custom endpoints (MinIO, SeaweedFS, Ceph…) rarely serve virtual-host buckets.
-            s3={"addressing_style": "path"} if self.endpoint_url else None,
-            # Checksums only where S3 requires them: not every compatible store knows the
-            # newer flexible-checksum headers.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        session = aiobotocore.session.get_session()
-        self._client = await self._stack.enter_async_context(
-            session.create_client(
-                "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
-            )
-        )
+        self._client = await self._stack.enter_async_context(client(self.endpoint_url, self.region))
 
     def _open_tmp(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -132,8 +133,15 @@ class S3Store:
     # --- existence and records
 
     def _remember(self, image_id: str, record: Record | None) -> None:
-        if self._known is not None:
-            self._known[image_id] = _ABSENT if record is None else record
+        """Keep what the bucket said of an id for consistency_s; absence is never kept: an
+        upload through another node must be served here at once, and a cached "absent" would
+        hide it (the bucket is asked again on every request for an id it lacked)."""
+        if self._known is None:
+            return
+        if record is None:
+            self._known.pop(image_id, None)
+        else:
+            self._known[image_id] = record
 
     async def _head(self, image_id: str) -> Record | None:
         """The record as the bucket says now (no cache)."""
@@ -150,7 +158,7 @@ class S3Store:
         if known is None:
             known = await self._head(image_id)
             self._remember(image_id, known)
-        if known is None or known is _ABSENT:
+        if known is None:
             raise NotFound(f"no image with id {image_id}")
         return known
 
