@@ -5,7 +5,10 @@ the standard AWS_* variables); nginx runs from a copy of ./nginx.conf whose upst
 lists both nodes. What a cluster must guarantee: an upload through one node is served by the
 other at once; a DELETE through any node is a 404 on every node within storage.consistency_s;
 identical uploads racing on two nodes store one intact object; a remote source is fetched from
-its origin once for all nodes (cache.sources_in_store). The throughput of one node and of two
+its origin once for all nodes (cache.sources_in_store); a variant rendered on one node is
+served by the other from the bucket without a render (cache.results_in_store); a job taken by
+one node is answered by the other; an id deleted and stored again is served by both at once.
+The throughput of one node and of two
 is measured and printed, never asserted.
 """
 
@@ -95,10 +98,13 @@ class Cluster:
 
 def node(tmp: Path, seaweedfs: SeaweedFS, prefix: str) -> ServerProcess:
     sections = {
-        "cache": {"sources_in_store": True},
+        "cache": {"sources_in_store": True, "results_in_store": True},
         "sources": {"allow_private_networks": True},  # the origin is on loopback
     }
-    return ServerProcess(tmp, sections, seaweedfs.storage_env(prefix, CONSISTENCY_S)).start()
+    # A storage.path of its own, as on separate machines: nothing is shared but the bucket.
+    own = tmp / f"node-{uuid.uuid4().hex[:8]}"
+    own.mkdir()
+    return ServerProcess(own, sections, seaweedfs.storage_env(prefix, CONSISTENCY_S)).start()
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +228,53 @@ def test_a_remote_source_is_fetched_once_for_both_nodes(cluster: Cluster):
     assert headers_a["ETag"] == headers_b["ETag"]  # the same upstream validator on both nodes
     assert body_a[:3] == body_b[:3] == b"\xff\xd8\xff"
     assert cluster.origin.hits - before == 1
+
+
+def test_a_variant_rendered_on_a_is_served_by_b_from_the_bucket(
+    cluster: Cluster, photo_bytes: bytes
+):
+    _, image = upload(cluster.a.url, photo_bytes)
+    path = f"/resize/90x/fmt/webp/{image}"
+    status, rendered, headers_a = call(f"{cluster.a.url}{path}")
+    assert status == 200 and 'cache;desc="miss"' in headers_a["Server-Timing"]
+    before = renders(cluster.b)
+    status, served, headers_b = call(f"{cluster.b.url}{path}")
+    assert status == 200 and 'cache;desc="store"' in headers_b["Server-Timing"]
+    assert served == rendered and headers_b["ETag"] == headers_a["ETag"]
+    assert renders(cluster.b) == before  # B rendered nothing
+
+
+def test_a_job_taken_by_a_is_answered_by_b(cluster: Cluster, jpeg_bytes: bytes):
+    _, image = upload(cluster.a.url, jpeg_bytes)
+    body = json.dumps({"from": f"/resize/30x/{image}"}).encode()
+    headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    status, accepted, response_headers = call(f"{cluster.a.url}/images", "POST", body, headers)
+    assert status == 202
+    poll = f"{cluster.b.url}{response_headers['Location']}"
+    wait_for(lambda: json.loads(call(poll)[1])["status"] != "pending", 20)
+    status, state, _ = call(poll)
+    state = json.loads(state)
+    assert status == 200 and state["status"] == "done", state
+    assert state["image"]["width"] == 30
+    assert call(f"{cluster.b.url}/images/{state['image']['id']}")[0] == 200
+    assert call(f"{cluster.b.url}/jobs/{'0' * 32}")[0] == 404
+
+
+def test_an_original_stored_again_after_a_delete_is_served_by_both_at_once(
+    cluster: Cluster, jpeg_bytes: bytes
+):
+    data = unique_png(gradient(64, 48).pngsave_buffer(), 424242)
+    _, image = upload(cluster.a.url, data)
+    urls = [f"{server.url}/resize/40x/{image}" for server in (cluster.a, cluster.b)]
+    urls += [f"{server.url}/images/{image}/info" for server in (cluster.a, cluster.b)]
+    assert {call(url)[0] for url in urls} == {200}
+    assert call(f"{cluster.a.url}/images/{image}", "DELETE")[0] == 204
+    wait_for(lambda: all(call(url)[0] == 404 for url in urls), CONSISTENCY_S + 1.0)
+    # Both nodes have just answered 404; the upload must not be hidden behind that.
+    assert upload(cluster.a.url, data) == (201, image)
+    assert [call(url)[0] for url in urls] == [200, 200, 200, 200]
+    got, body, _ = call(f"{cluster.b.url}/images/{image}")
+    assert got == 200 and body == data
 
 
 def test_nginx_spreads_work_over_both_nodes(cluster: Cluster, jpeg_bytes: bytes):
