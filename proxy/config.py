@@ -14,6 +14,10 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "PROGIMAGE_"
+# Variables of the `progimage` command itself, not configuration overrides.
+CONFIG_VARIABLE = "PROGIMAGE_CONFIG"
+COMMAND_VARIABLES = frozenset({CONFIG_VARIABLE, "PROGIMAGE_TOKEN"})
+DEFAULT_FILE = "config.yaml"
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff", "auto")
 STORAGE_BACKENDS = ("local", "s3")
 
@@ -378,6 +382,26 @@ def load(
     return from_mapping(data, os.environ if env is None else env)
 
 
+def discover(
+    explicit: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> str | None:
+    """The config file a `progimage` command reads (SPEC §14), or None for defaults only.
+
+    `--config` wins, then the file named by PROGIMAGE_CONFIG, then ./config.yaml when it
+    exists. A named file that is missing is an error when read, never silently skipped.
+    """
+    if explicit is not None:
+        return os.fspath(explicit)
+    env = os.environ if env is None else env
+    named = env.get(CONFIG_VARIABLE, "").strip()
+    if named:
+        return named
+    local = os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), DEFAULT_FILE)
+    return local if os.path.isfile(local) else None
+
+
 def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed config mapping with `env` overrides (None: no overrides)."""
     if not isinstance(data, Mapping):
@@ -452,7 +476,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Write PROGIMAGE_* overrides into `data`; return which variable set which key."""
     overrides = []
     for var, raw in env.items():
-        if var.startswith(ENV_PREFIX):
+        if var.startswith(ENV_PREFIX) and var not in COMMAND_VARIABLES:
             parts = var[len(ENV_PREFIX) :].lower().split("__")
             overrides.append((len(parts), var, parts, raw))
     origins: dict[str, str] = {}
