@@ -1,4 +1,4 @@
-"""The `progimage` command: serve, sign, url, check-config."""
+"""The `progimage` command: serve, sign, url, upload, check-config."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from . import config as config_module
-from . import links, signing
+from . import links, signing, upload
 
 CONFIG_HELP = "YAML file (default: $PROGIMAGE_CONFIG, else ./config.yaml if present)"
 
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--config", help=CONFIG_HELP)
     url = commands.add_parser("url", help="print the URL (or srcset) of SOURCE with operations")
     links.add_arguments(url)
+    upload_command = commands.add_parser("upload", help="store files and directories on a server")
+    upload.add_arguments(upload_command)
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config", help=CONFIG_HELP)
     args = parser.parse_args(argv)
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sign(config, args.path)
     if args.command == "url":
         return _url(config, args)
+    if args.command == "upload":
+        return upload.run(args)
     if args.command == "check-config":
         print("configuration is valid")
         return 0

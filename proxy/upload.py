@@ -1,0 +1,177 @@
+"""`progimage upload PATH…`: store files and directories on a running service (SPEC §14).
+
+Each file is hashed here first: its id is the SHA-256 prefix, so `HEAD /images/{id}` tells
+whether the service has it already. That makes a second run after an interruption cheap and
+exact: what arrived is skipped, what was cut off is sent again, nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import fnmatch
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from .client import DEFAULT_SERVER, AsyncClient, ProgImageError, file_id
+
+TOKEN_VARIABLE = "PROGIMAGE_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files and directories")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"default {DEFAULT_SERVER}")
+    parser.add_argument("--jobs", type=int, default=4, help="uploads at once (default 4)")
+    parser.add_argument(
+        "--glob", default="*", help="names of files to take from directories (default: all)"
+    )
+    parser.add_argument("--map", help="write {path: id} here: JSON, or CSV if it ends in .csv")
+    parser.add_argument("--config")
+
+
+@dataclass
+class Tally:
+    uploaded: int = 0
+    present: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{self.uploaded} uploaded, {self.present} already stored, {len(self.failed)} failed"
+
+
+def files(paths: list[str], pattern: str) -> Iterator[tuple[str, str | None]]:
+    """(path, problem) in a stable order: files named as given, directories walked sorted.
+
+    `pattern` filters the names found in directories; a file named on the command line is
+    always taken.
+    """
+    for given in paths:
+        if os.path.isfile(given):
+            yield given, None
+        elif os.path.isdir(given):
+            for root, dirs, names in os.walk(given):
+                dirs.sort()
+                for name in sorted(names):
+                    if fnmatch.fnmatch(name, pattern):
+                        found = os.path.join(root, name)
+                        if os.path.isfile(found):  # not a socket, fifo or broken link
+                            yield found, None
+        else:
+            yield given, "no such file or directory"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        print("progimage: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if not args.server.startswith(("http://", "https://")):
+        print(f"progimage: --server {args.server}: expected an http(s):// URL", file=sys.stderr)
+        return 2
+    tally = Tally()
+    try:
+        asyncio.run(_upload(args, tally))
+    except KeyboardInterrupt:
+        # What finished is kept, in the map too: run the same command again to go on.
+        tally.failed.setdefault("(interrupted)", "stopped before every file was done")
+    if args.map:
+        _write_map(Path(args.map), tally.ids)
+    for path, problem in tally.failed.items():
+        print(f"progimage: {path}: {problem}", file=sys.stderr)
+    print(tally.line(), flush=True)
+    return 0 if not tally.failed else 1
+
+
+async def _upload(args: argparse.Namespace, tally: Tally) -> None:
+    found = await asyncio.to_thread(lambda: list(files(args.paths, args.glob)))
+    todo = []
+    for path, problem in found:
+        if problem:
+            tally.failed[path] = problem
+        else:
+            todo.append(path)
+    sizes = await asyncio.to_thread(lambda: [os.path.getsize(p) for p in todo])
+    queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    for item in zip(todo, sizes, strict=True):
+        queue.put_nowait(item)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    )  # fmt: skip
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    with progress:
+        total = len(todo)
+        task = progress.add_task(f"0/{total} files", total=sum(sizes))
+        finished = 0
+
+        def done(size: int) -> None:
+            nonlocal finished
+            finished += 1
+            progress.update(
+                task, advance=size,
+                description=f"{finished}/{total} files: {tally.uploaded} uploaded, "
+                f"{tally.present} already stored, {len(tally.failed)} failed",
+            )  # fmt: skip
+
+        async with AsyncClient(args.server, token=token) as client:
+            workers = [
+                asyncio.create_task(_worker(client, queue, tally, done))
+                for _ in range(min(args.jobs, max(1, len(todo))))
+            ]
+            await asyncio.gather(*workers)
+
+
+async def _worker(client: AsyncClient, queue: asyncio.Queue, tally: Tally, done) -> None:
+    while not queue.empty():
+        path, size = queue.get_nowait()
+        try:
+            image = await asyncio.to_thread(file_id, path)
+            if await client.exists(image):
+                tally.present += 1
+            else:
+                stored = await client.upload(path)
+                image = stored.id
+                if stored.new:
+                    tally.uploaded += 1
+                else:  # another client stored the same bytes meanwhile
+                    tally.present += 1
+            tally.ids[path] = image
+        except ProgImageError as exc:
+            tally.failed[path] = str(exc)
+        except OSError as exc:
+            tally.failed[path] = exc.strerror or str(exc)
+        done(size)
+
+
+def _write_map(path: Path, ids: dict[str, str]) -> None:
+    """Written whole to a temp file then renamed, so a map is never half a map."""
+    ordered = dict(sorted(ids.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.chmod(tmp, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        if path.suffix.lower() == ".csv":
+            writer = csv.writer(fh)
+            writer.writerow(["path", "id"])
+            writer.writerows(ordered.items())
+        else:
+            json.dump(ordered, fh, indent=2)
+            fh.write("\n")
+    os.replace(tmp, path)
