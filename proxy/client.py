@@ -11,8 +11,9 @@
 `AsyncClient` has the same methods as coroutines (`list` is an async iterator). Both speak
 HTTP through httpx; they retry 503 and other 5xx answers, and lost connections, with
 exponential backoff that honours `Retry-After` (every request of the storage API is
-idempotent: an id is the hash of the bytes). Any other failure raises `ProgImageError`,
-which carries the service's problem+json.
+idempotent: an id is the hash of the bytes). Not retried: 501, 505, 507 (disk full) and the
+service's own 502 about a remote source. Any other failure raises `ProgImageError`, which
+carries the service's problem+json.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class _Base:
         """Seconds to wait before trying again, or None when this answer is final."""
         if attempt >= self.retries:
             return None
-        if response is not None and response.status_code < 500:
+        if response is not None and not _transient(response):
             return None
         after = _retry_after(response) if response is not None else None
         if after is not None:
@@ -177,6 +178,17 @@ class _Base:
 
 def _prefer(background: bool) -> dict[str, str]:
     return {"Prefer": "respond-async"} if background else {}
+
+
+def _transient(response: httpx.Response) -> bool:
+    """A 5xx worth trying again: not one that says the request can never work here."""
+    status = response.status_code
+    if status < 500 or status in (501, 505, 507):
+        return False
+    # The service's own 502 is its verdict on a remote source (say, a 404 there); a 502
+    # from a gateway in front of it comes without problem+json and may pass.
+    problem = response.headers.get("Content-Type", "").startswith("application/problem+json")
+    return not (status == 502 and problem)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -101,7 +101,7 @@ def test_interrupted_half_way_then_resumed_stores_each_file_once(start_server, t
     assert (
         second.stdout.splitlines()[-1]
         == f"{uploaded} uploaded, {len(halfway)} already stored, 0 failed"
-    )  # noqa: E501
+    )
     # The map names every file, by the path as the user wrote it, with its content's id.
     assert json.loads((tmp_path / "map.json").read_text()) == {
         os.path.relpath(path, tmp_path): image for path, image in expected.items()
