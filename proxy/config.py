@@ -131,6 +131,12 @@ class CorsConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    otlp_endpoint: str | None = None  # null: no tracing at all
+    service_name: str = "progimage"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -144,6 +150,7 @@ class Config:
     overlays: OverlaysConfig = field(default_factory=OverlaysConfig)
     presets: PresetsConfig = field(default_factory=PresetsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
 
 # --- value checks: each takes (label, raw value) and returns the typed value -------------------
@@ -247,6 +254,13 @@ def _output_format(label: str, value: Any) -> str | None:
     return name
 
 
+def _endpoint(label: str, value: Any) -> str | None:
+    url = _optional_text(label, value)
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise _bad(label, "null or an http(s):// URL", value)
+    return url
+
+
 def _choice(*values: str) -> Check:
     def check(label: str, value: Any) -> str:
         if value not in values:
@@ -294,7 +308,9 @@ def _fallback_image(label: str, value: Any) -> str | None:
 
 # Environment strings for these keys are taken verbatim unless YAML clearly meant something
 # else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
-_TEXTUAL: frozenset[Check] = frozenset({_text, _any_text, _optional_text, _texts, _hosts})
+_TEXTUAL: frozenset[Check] = frozenset(
+    {_text, _any_text, _optional_text, _texts, _hosts, _endpoint}
+)
 
 _SIZE = _integer(0)
 
@@ -348,6 +364,7 @@ _SCHEMA: dict[str, Any] = {
         "status": lambda label, value: int(_choice("404", "200")(label, str(value))),
         "max_age": _integer(0, 86400),
     },
+    "telemetry": {"otlp_endpoint": _endpoint, "service_name": _text},
 }
 
 _CLASSES: dict[str, type] = {
@@ -365,6 +382,7 @@ _CLASSES: dict[str, type] = {
     "overlays": OverlaysConfig,
     "presets": PresetsConfig,
     "fallback": FallbackConfig,
+    "telemetry": TelemetryConfig,
 }
 
 # YAML names that differ from the dataclass field they fill.

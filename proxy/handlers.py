@@ -25,7 +25,7 @@ from .errors import (
     RangeNotSatisfiable,
     UpstreamMissing,
 )
-from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
+from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, RENDITION, SOURCE, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
 from .sources import spool
@@ -413,8 +413,10 @@ async def _respond_derived(
     """parse → Options → prepare (negotiation, ETag, 304) → render → response; with
     `fallback`, the configured fallback image stands in for an original that cannot be had."""
     renderer = request.app[RENDERER]
+    request[SOURCE] = ref
     try:
         rendition = await renderer.prepare(options, ref, request.headers)
+        request[RENDITION] = rendition
         if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
             return web.Response(status=304, headers=rendition.headers())
         await renderer.render(rendition)
@@ -422,6 +424,7 @@ async def _respond_derived(
         if not fallback or options.info or renderer.fallback_ref() is None:
             raise
         rendition = await _fallback(request, options, exc)
+    request[RENDITION] = rendition
     status = request.app[CONFIG].fallback.status if rendition.fallback else 200
     return _image_response(rendition, status)
 
