@@ -60,21 +60,32 @@ def files(paths: list[str], pattern: str) -> Iterator[tuple[str, str | None]]:
     """(path, problem) in a stable order: files named as given, directories walked sorted.
 
     `pattern` filters the names found in directories; a file named on the command line is
-    always taken.
+    always taken. Paths are normalised (`./photos/a.jpg` is `photos/a.jpg`), so the map's
+    keys do not depend on how a directory was written.
     """
-    for given in paths:
+    seen: set[str] = set()
+    for given in map(os.path.normpath, paths):
         if os.path.isfile(given):
-            yield given, None
+            found = [given]
         elif os.path.isdir(given):
-            for root, dirs, names in os.walk(given):
-                dirs.sort()
-                for name in sorted(names):
-                    if fnmatch.fnmatch(name, pattern):
-                        found = os.path.join(root, name)
-                        if os.path.isfile(found):  # not a socket, fifo or broken link
-                            yield found, None
+            found = list(_walk(given, pattern))
         else:
             yield given, "no such file or directory"
+            continue
+        for path in found:  # a file reached twice (`photos photos/a.jpg`) is sent once
+            if path not in seen:
+                seen.add(path)
+                yield path, None
+
+
+def _walk(root: str, pattern: str) -> Iterator[str]:
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            # Not sockets, fifos or broken links.
+            if fnmatch.fnmatch(name, pattern) and os.path.isfile(path):
+                yield path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,17 +96,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"progimage: --server {args.server}: expected an http(s):// URL", file=sys.stderr)
         return 2
     tally = Tally()
+    interrupted = False
     try:
         asyncio.run(_upload(args, tally))
     except KeyboardInterrupt:
-        # What finished is kept, in the map too: run the same command again to go on.
-        tally.failed.setdefault("(interrupted)", "stopped before every file was done")
-    if args.map:
+        interrupted = True
+    if args.map:  # what finished, even when interrupted
         _write_map(Path(args.map), tally.ids)
     for path, problem in tally.failed.items():
         print(f"progimage: {path}: {problem}", file=sys.stderr)
+    if interrupted:
+        print("progimage: interrupted; run the same command again to finish", file=sys.stderr)
     print(tally.line(), flush=True)
-    return 0 if not tally.failed else 1
+    return 130 if interrupted else 0 if not tally.failed else 1
 
 
 async def _upload(args: argparse.Namespace, tally: Tally) -> None:

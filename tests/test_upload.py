@@ -117,6 +117,32 @@ def test_interrupted_half_way_then_resumed_stores_each_file_once(start_server, t
         assert client.original(image) == Path(path).read_bytes()
 
 
+def test_ctrl_c_keeps_what_finished_in_the_map(start_server, tmp_path) -> None:
+    server = start_server()
+    expected = make_photos(tmp_path / "photos", 60)
+    originals = server.data / "originals"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROGIMAGE_")}
+    run = subprocess.Popen(
+        [*COMMAND, "--server", server.url, "--jobs", "1", "--map", "map.json", "photos"],
+        cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while run.poll() is None:
+        if sum(1 for p in originals.glob("*/*") if len(p.name) == 32) >= 10:
+            run.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.01)
+    out, err = run.communicate()
+    assert run.returncode == 130, err
+    assert "interrupted; run the same command again" in err
+    done = json.loads((tmp_path / "map.json").read_text())
+    # The upload in flight when Ctrl-C came may have arrived without its answer.
+    assert 9 <= len(done) < 60
+    assert out.splitlines()[-1] == f"{len(done)} uploaded, 0 already stored, 0 failed"
+    for path, image in done.items():
+        assert expected[str(tmp_path / path)] == image
+    assert set(done.values()) <= stored(server)
+
+
 def test_failures_are_named_and_the_rest_is_stored(start_server, tmp_path, jpeg_bytes):
     server = start_server()
     (tmp_path / "in" / "deep").mkdir(parents=True)
@@ -139,7 +165,9 @@ def test_glob_filters_names_found_in_directories(start_server, tmp_path, jpeg_by
     (tmp_path / "in" / "sub" / "a.jpg").write_bytes(jpeg_bytes)
     (tmp_path / "in" / "b.png").write_bytes(gradient(20, 20).pngsave_buffer())
     (tmp_path / "in" / "c.txt").write_text("skipped by the glob")
-    result = upload("--server", server.url, "--glob", "*.jpg", "in", cwd=tmp_path)
+    # in/sub/a.jpg is reached twice, and sent once.
+    result = upload("--server", server.url, "--glob", "*.jpg", "./in", "in/sub/a.jpg",
+                    cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1 uploaded, 0 already stored, 0 failed"
     assert stored(server) == {hashlib.sha256(jpeg_bytes).hexdigest()[:32]}
