@@ -315,6 +315,10 @@ class Client(_Base):
                 raise ProgImageError(0, f"job {state.id} still pending after {within}s")
             time.sleep(poll)
 
+    def health(self) -> dict[str, Any]:
+        """`{"status": "ok"}` from a service that is up; ProgImageError otherwise."""
+        return self._send(_Call("GET", "/health")).json()
+
     def exists(self, image: str) -> bool:
         """Whether the service has the original with this id (one HEAD request)."""
         try:
@@ -431,6 +435,10 @@ class AsyncClient(_Base):
             if time.monotonic() > deadline:
                 raise ProgImageError(0, f"job {state.id} still pending after {within}s")
             await asyncio.sleep(poll)
+
+    async def health(self) -> dict[str, Any]:
+        """`{"status": "ok"}` from a service that is up; ProgImageError otherwise."""
+        return (await self._send(_Call("GET", "/health"))).json()
 
     async def exists(self, image: str) -> bool:
         """Whether the service has the original with this id (one HEAD request)."""

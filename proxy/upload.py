@@ -15,9 +15,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import (
@@ -51,9 +52,15 @@ class Tally:
     present: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    unsent: int = 0  # files never tried: the server could not be reached at all
 
     def line(self) -> str:
-        return f"{self.uploaded} uploaded, {self.present} already stored, {len(self.failed)} failed"
+        failed = len(self.failed) + self.unsent
+        return f"{self.uploaded} uploaded, {self.present} already stored, {failed} failed"
+
+
+class Unreachable(Exception):
+    """The server does not answer /health: no file is tried (each would wait out retries)."""
 
 
 def files(paths: list[str], pattern: str) -> Iterator[tuple[str, str | None]]:
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("progimage: --jobs must be at least 1", file=sys.stderr)
         return 2
-    if not args.server.startswith(("http://", "https://")):
+    if not args.server.startswith(("http://", "https://")) or not urlsplit(args.server).hostname:
         print(f"progimage: --server {args.server}: expected an http(s):// URL", file=sys.stderr)
         return 2
     tally = Tally()
@@ -101,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_upload(args, tally))
     except KeyboardInterrupt:
         interrupted = True
+    except Unreachable as exc:
+        print(f"progimage: {exc}", file=sys.stderr)
     if args.map:  # what finished, even when interrupted
         _write_map(Path(args.map), tally.ids)
     for path, problem in tally.failed.items():
@@ -108,29 +117,50 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print("progimage: interrupted; run the same command again to finish", file=sys.stderr)
     print(tally.line(), flush=True)
-    return 130 if interrupted else 0 if not tally.failed else 1
+    return 130 if interrupted else 0 if not (tally.failed or tally.unsent) else 1
 
 
 async def _upload(args: argparse.Namespace, tally: Tally) -> None:
-    found = await asyncio.to_thread(lambda: list(files(args.paths, args.glob)))
-    todo = []
-    for path, problem in found:
-        if problem:
-            tally.failed[path] = problem
-        else:
-            todo.append(path)
-    sizes = await asyncio.to_thread(lambda: [os.path.getsize(p) for p in todo])
+    todo = await asyncio.to_thread(_survey, args.paths, args.glob, tally)
     queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-    for item in zip(todo, sizes, strict=True):
+    for item in todo:
         queue.put_nowait(item)
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if todo:  # a second or two of patience here, not every file's retries against nobody
+        async with AsyncClient(args.server, retries=2) as probe:
+            try:
+                await probe.health()
+            except ProgImageError as exc:
+                tally.unsent = len(todo)
+                raise Unreachable(str(exc)) from None
+    async with AsyncClient(args.server, token=token) as client:
+        await _send_all(client, queue, [size for _, size in todo], args.jobs, tally)
+
+
+def _survey(paths: list[str], pattern: str, tally: Tally) -> list[tuple[str, int]]:
+    """(path, size) of every file to send; what cannot be read goes to the failures."""
+    todo = []
+    for path, problem in files(paths, pattern):
+        try:
+            if problem is None:
+                todo.append((path, os.path.getsize(path)))
+                continue
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        tally.failed[path] = problem
+    return todo
+
+
+async def _send_all(
+    client: AsyncClient, queue: asyncio.Queue, sizes: list[int], jobs: int, tally: Tally
+) -> None:
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=False,
     )  # fmt: skip
-    token = os.environ.get(TOKEN_VARIABLE) or None
     with progress:
-        total = len(todo)
+        total = len(sizes)
         task = progress.add_task(f"0/{total} files", total=sum(sizes))
         finished = 0
 
@@ -143,15 +173,16 @@ async def _upload(args: argparse.Namespace, tally: Tally) -> None:
                 f"{tally.present} already stored, {len(tally.failed)} failed",
             )  # fmt: skip
 
-        async with AsyncClient(args.server, token=token) as client:
-            workers = [
-                asyncio.create_task(_worker(client, queue, tally, done))
-                for _ in range(min(args.jobs, max(1, len(todo))))
-            ]
-            await asyncio.gather(*workers)
+        workers = [
+            asyncio.create_task(_worker(client, queue, tally, done))
+            for _ in range(min(jobs, max(1, total)))
+        ]
+        await asyncio.gather(*workers)
 
 
-async def _worker(client: AsyncClient, queue: asyncio.Queue, tally: Tally, done) -> None:
+async def _worker(
+    client: AsyncClient, queue: asyncio.Queue, tally: Tally, done: Callable[[int], None]
+) -> None:
     while not queue.empty():
         path, size = queue.get_nowait()
         try:

@@ -187,10 +187,21 @@ def test_write_token_comes_from_the_environment(start_server, tmp_path, jpeg_byt
     assert accepted.stdout.splitlines()[-1] == "1 uploaded, 0 already stored, 0 failed"
 
 
+def test_an_unreachable_server_is_said_once(tmp_path, jpeg_bytes) -> None:
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(jpeg_bytes)
+    result = upload("--server", f"http://127.0.0.1:{free_port()}", "a.jpg", "b.jpg",
+                    cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("cannot reach") == 1
+    assert result.stdout.splitlines()[-1] == "0 uploaded, 0 already stored, 2 failed"
+
+
 def test_bad_arguments_exit_2(tmp_path):
     for args, message in (
         (["--jobs", "0", "x"], "--jobs must be at least 1"),
         (["--server", "ftp://x", "x"], "expected an http(s):// URL"),
+        (["--server", "http://", "x"], "expected an http(s):// URL"),
     ):
         result = upload(*args, cwd=tmp_path)
         assert result.returncode == 2
@@ -237,6 +248,6 @@ async def test_503_and_5xx_are_retried_honouring_retry_after(start_server, tmp_p
     assert process.returncode == 0, err.decode()
     assert out.decode().splitlines()[-1] == "1 uploaded, 0 already stored, 0 failed"
     statuses = [status for status, _ in answered]
-    assert statuses == [404, 503, 502, 201]  # HEAD, then the PUT three times
+    assert statuses == [200, 404, 503, 502, 201]  # /health, HEAD, then the PUT three times
     # The retry after the 503 waited for the second its Retry-After asked for.
-    assert answered[2][1] - answered[1][1] >= 1.0
+    assert answered[3][1] - answered[2][1] >= 1.0
