@@ -230,10 +230,7 @@ def _needs_random_access(p: Plan) -> bool:
         o.rotate
         or o.flip
         or p.late
-        or (
-            o.mode in ("fill", "thumbnail")
-            and o.effective_gravity in ("smart", "entropy", "face")
-        )
+        or (o.mode in ("fill", "thumbnail") and o.effective_gravity in ("smart", "entropy", "face"))
     )
 
 

@@ -22,7 +22,7 @@ QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
 # more; missed are the cameraman's face in profile at full size (and mirrored) and the group's
 # 25 px face; no false positive.
 MIN_RECALL = 7 / 10
-MAX_FALSE_POSITIVES = 0
+MAX_FALSE_POSITIVES = 2  # 0 measured; the astronaut's mission patch is near the threshold
 MATCH_IOU = 0.3  # detectors draw tighter or looser boxes than a person: overlap, not equality
 
 
@@ -249,3 +249,19 @@ async def test_the_etag_names_the_detector(client, monkeypatch) -> None:
     after = [await etag("/fill/100x100/gravity/face/"), await etag("/fill/100x100/")]
     assert before[0] != after[0]  # depends on the findings
     assert before[1] == after[1]  # does not
+
+
+def test_the_readme_pictures_are_current() -> None:
+    import importlib.util
+
+    script = Path(__file__).parent.parent / "scripts" / "faces_pictures.py"
+    spec = importlib.util.spec_from_file_location("faces_pictures", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (module.REPO / "README.md").read_text()
+    for name, path in module.PICTURES.items():
+        assert f"]({name})" in readme
+        shown, now = (
+            pixels(decode(b)) for b in ((module.REPO / name).read_bytes(), module.render(path))
+        )
+        assert shown.shape == now.shape and np.abs(shown - now).mean() < 1, name
