@@ -14,7 +14,7 @@ The recipe (the same bytes every run with the same libvips build):
              synthetic feathered circular alpha.
 
 upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB; so is huge.jpg,
-large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check, and faces.jpg (W8), a
+large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check, and faces.jpg (W10), a
 3000x4000 portrait with a face: tests/images/hopper.jpg (public domain, see its README)
 centre-cropped to 3:4 and upscaled with lanczos3, Q90.
 
