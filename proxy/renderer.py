@@ -316,6 +316,9 @@ class Renderer:
 
     async def faces_of(self, ref: SourceRef) -> tuple[faces.Box, ...]:
         """The faces of a stored original, in upright source pixels (for /images/{id}/info)."""
+        known = self.faces.get(ref.value)  # a stored original's identity is its id
+        if known is not None:
+            return known
         original = await self.store.fetch(ref)
         found = self.faces.get(original.identity)
         if found is None:
