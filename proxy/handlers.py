@@ -341,8 +341,10 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
 
 
 async def image_info(request: web.Request) -> web.Response:
-    record = await request.app[STORE].record(_image_id(request))
-    return _json(record.info())
+    image_id = _image_id(request)
+    record = await request.app[STORE].record(image_id)
+    found = await request.app[RENDERER].faces_of(SourceRef("id", image_id))
+    return _json({**record.info(), "faces": [list(box) for box in found]})
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -365,7 +367,8 @@ async def source_info(request: web.Request) -> web.Response:
     _, ref = urls.parse(raw, query, request.app[GRAMMAR])
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
-        return _json(record.info())
+        found = await request.app[RENDERER].faces_of(ref)
+        return _json({**record.info(), "faces": [list(box) for box in found]})
     original = await request.app[REMOTE].fetch(ref)
     facts = await request.app[POOL].run(
         metadata.describe,
@@ -485,6 +488,7 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
         "pages": result.pages,
         "size": len(result.body),
         **(result.placeholders or {}),
+        **({"faces": [list(box) for box in result.faces]} if result.faces is not None else {}),
     }
 
 
