@@ -255,7 +255,10 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
         # The thumbnail streams from a sequential decode; a small copy in memory lets the
         # later steps read it in any order.
         return img.copy_memory() if random_access else img
-    access = "random" if random_access else "sequential"
+    # autorot() of orientations 3-8 reads rows bottom-up or as columns: a sequential decode
+    # of a file taller than its read-ahead fails with "out of order read".
+    upright = header.orientation in (1, 2)
+    access = "sequential" if upright and not random_access else "random"
     img = imaging.open_image(
         source, header.format, access=access, fail_on=fail_on, **page
     ).autorot()
