@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import cors, docs, handlers, imaging, metrics, overlays, playground, urls
+from . import cors, dialects, docs, handlers, imaging, metrics, overlays, playground, urls
 from .config import Config
 from .jobs import Jobs
 from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
@@ -122,5 +122,6 @@ def _routes(app: web.Application) -> None:
     r.add_get("/jobs/{job}", handlers.get_job)
     docs.add_routes(r)
     playground.add_routes(r)
+    dialects.add_routes(r, app[CONFIG])
     r.add_get("/{path:(?s:.+)}", handlers.derived)
     r.add_post("/{path:(?s:.+)}", handlers.on_demand)

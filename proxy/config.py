@@ -137,6 +137,46 @@ class TelemetryConfig:
 
 
 @dataclass(frozen=True)
+class ThumborDialect:
+    enabled: bool = False
+    prefix: str = "/thumbor"
+    key: str | None = None
+    allow_unsafe: bool = False
+    default_scheme: str = "https"
+
+
+@dataclass(frozen=True)
+class ImgproxyDialect:
+    enabled: bool = False
+    prefix: str = "/imgproxy"
+    key: str | None = None  # hex, as imgproxy's IMGPROXY_KEY
+    salt: str | None = None  # hex, as imgproxy's IMGPROXY_SALT
+    watermark: str | None = None  # the stored id `watermark/wm` draws
+    default_scheme: str = "https"
+
+
+@dataclass(frozen=True)
+class ImaginaryDialect:
+    enabled: bool = False
+    prefix: str = "/imaginary"
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class DialectsConfig:
+    thumbor: ThumborDialect = field(default_factory=ThumborDialect)
+    imgproxy: ImgproxyDialect = field(default_factory=ImgproxyDialect)
+    imaginary: ImaginaryDialect = field(default_factory=ImaginaryDialect)
+
+    def enabled(self) -> dict[str, ThumborDialect | ImgproxyDialect | ImaginaryDialect]:
+        return {
+            name: getattr(self, name)
+            for name in ("thumbor", "imgproxy", "imaginary")
+            if getattr(self, name).enabled
+        }
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -151,6 +191,7 @@ class Config:
     presets: PresetsConfig = field(default_factory=PresetsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    dialects: DialectsConfig = field(default_factory=DialectsConfig)
 
 
 # --- value checks: each takes (label, raw value) and returns the typed value -------------------
@@ -306,10 +347,33 @@ def _fallback_image(label: str, value: Any) -> str | None:
     return value
 
 
+def _prefix(label: str, value: Any) -> str:
+    # "" serves the dialect at the root, beside the native grammar.
+    if value is None or value == "" or value == "/":
+        return ""
+    if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        raise _bad(label, 'a path prefix like "/thumbor", or ""', value)
+    return value
+
+
+def _optional_hex(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+        raise _bad(label, "null or an even number of hex digits", value)
+    return value.lower()
+
+
+def _optional_id(label: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value)):
+        return value
+    raise _bad(label, "null or a stored image id", value)
+
+
 # Environment strings for these keys are taken verbatim unless YAML clearly meant something
 # else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
 _TEXTUAL: frozenset[Check] = frozenset(
-    {_text, _any_text, _optional_text, _texts, _hosts, _endpoint}
+    {_text, _any_text, _optional_text, _texts, _hosts, _endpoint, _optional_hex, _prefix}
 )
 
 _SIZE = _integer(0)
@@ -365,6 +429,24 @@ _SCHEMA: dict[str, Any] = {
         "max_age": _integer(0, 86400),
     },
     "telemetry": {"otlp_endpoint": _endpoint, "service_name": _text},
+    "dialects": {
+        "thumbor": {
+            "enabled": _flag,
+            "prefix": _prefix,
+            "key": _optional_text,
+            "allow_unsafe": _flag,
+            "default_scheme": _choice("https", "http"),
+        },
+        "imgproxy": {
+            "enabled": _flag,
+            "prefix": _prefix,
+            "key": _optional_hex,
+            "salt": _optional_hex,
+            "watermark": _optional_id,
+            "default_scheme": _choice("https", "http"),
+        },
+        "imaginary": {"enabled": _flag, "prefix": _prefix, "key": _optional_text},
+    },
 }
 
 _CLASSES: dict[str, type] = {
@@ -383,6 +465,10 @@ _CLASSES: dict[str, type] = {
     "presets": PresetsConfig,
     "fallback": FallbackConfig,
     "telemetry": TelemetryConfig,
+    "dialects": DialectsConfig,
+    "dialects.thumbor": ThumborDialect,
+    "dialects.imgproxy": ImgproxyDialect,
+    "dialects.imaginary": ImaginaryDialect,
 }
 
 # YAML names that differ from the dataclass field they fill.
@@ -426,7 +512,29 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         raise ConfigError(f"config: expected a mapping of sections, got {data!r}")
     merged = _plain(data)
     origins = _apply_env(merged, env or {})
-    return _build("", _SCHEMA, merged, origins)
+    config = _build("", _SCHEMA, merged, origins)
+    _check_dialects(config)
+    return config
+
+
+def _check_dialects(config: Config) -> None:
+    """A dialect is never a way around signing: with `signing.key` set, each enabled dialect
+    needs its own key; and two dialects cannot share a prefix."""
+    seen: dict[str, str] = {}
+    for name, dialect in config.dialects.enabled().items():
+        if config.signing.keys and not dialect.key:
+            raise ConfigError(
+                f"dialects.{name}.key: required while signing.key is set, or {name} URLs"
+                " would be served unsigned"
+            )
+        if name == "imgproxy" and bool(dialect.key) != bool(getattr(dialect, "salt", None)):
+            raise ConfigError("dialects.imgproxy: key and salt are set together or not at all")
+        if dialect.prefix in seen:
+            raise ConfigError(
+                f"dialects.{name}.prefix: {dialect.prefix or '(root)'} is already"
+                f" dialects.{seen[dialect.prefix]}'s"
+            )
+        seen[dialect.prefix] = name
 
 
 def with_overrides(config: Config, **sections: Any) -> Config:

@@ -39,7 +39,9 @@ def test_a_working_decoder_returns_its_output(sandbox: Sandbox, jpeg: bytes) -> 
         ("crash", Unprocessable, "crashed (SIGABRT)"),
         ("spin", Unprocessable, "ran out of CPU time"),
         pytest.param(
-            "hoard", Unprocessable, "ran out of memory",
+            "hoard",
+            Unprocessable,
+            "ran out of memory",
             marks=pytest.mark.skip(reason="passes alone, fails inside the full suite: open"),
         ),
         ("sleep", GatewayTimeout, "longer than 2 s"),
