@@ -12,6 +12,8 @@ Workloads (photographs, see benchmarks/images.py):
   W3 1600x1200 JPEG -> 800x600 JPEG q80           W4 1000x1000 RGBA PNG -> 300x300 WebP q80
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
+  W10 3000x4000 JPEG portrait -> thumbnail 300x300 gravity/face (faces found once per original);
+     reported relative to W1
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
   W9 W1 with a watermark (a 400 px RGBA logo) and a text overlay; reported relative to W1
 W1, W2 and W7 render from the preview the service keeps of large originals (proxy/previews.py);
@@ -150,6 +152,8 @@ WORKLOADS = [
              method="PUT"),
     Workload("W7", "4000x3000 JPEG -> fit 300x200 AVIF (q60)", "large",
              "/resize/300x200/fmt/avif/{id}", (267, 200, 3, "heif")),
+    Workload("W10", "3000x4000 JPEG portrait -> thumbnail 300x300 gravity/face", "faces",
+             "/thumbnail/300x300/gravity/face/{id}", (300, 300, 3, "jpeg"), relative_to="W1"),
     Workload("W1o", "W1 from the original (storage.previews off)", "large",
              "/resize/300x200/q/80/{id}", (267, 200, 3, "jpeg"), previews=False),
     Workload("W2o", "W2 from the original (storage.previews off)", "large",

@@ -14,7 +14,9 @@ The recipe (the same bytes every run with the same libvips build):
              synthetic feathered circular alpha.
 
 upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB; so is huge.jpg,
-large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check.
+large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check, and faces.jpg (W10), a
+3000x4000 portrait with a face: tests/images/hopper.jpg (public domain, see its README)
+centre-cropped to 3:4 and upscaled with lanczos3, Q90.
 
     python benchmarks/images.py [OUT_DIR]      # prints the paths
 """
@@ -36,7 +38,8 @@ IMAGES = ROOT / "images"
 PACKAGE = "plasma-workspace-wallpapers"
 WALLPAPER = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 PHOTOS = {"large": "Path", "medium": "EveningGlow", "alpha": "OneStandsOut"}
-NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg", "huge.jpg")
+NAMES = ("large.jpg", "medium.jpg", "alpha.png", "upload.jpg", "huge.jpg", "faces.jpg")
+PORTRAIT = Path(__file__).resolve().parent.parent / "tests" / "images" / "hopper.jpg"
 
 
 def log(message: str) -> None:
@@ -53,6 +56,7 @@ def ensure(out: Path = IMAGES) -> dict[str, Path]:
         _build(_unpack(), out)
     _make_upload(paths["large"], paths["upload"])
     _make_huge(paths["large"], paths["huge"])
+    _make_faces(paths["faces"])
     _manifest(paths, out / "manifest-progimage.json")
     return paths
 
@@ -152,6 +156,16 @@ def _make_huge(large: Path, huge: Path) -> None:
     tmp = huge.with_suffix(".tmp.jpg")
     image.jpegsave(str(tmp), Q=90, optimize_coding=True, keep="none")
     os.replace(tmp, huge)
+
+
+def _make_faces(dest: Path) -> None:
+    import pyvips
+
+    image = _centre_crop(pyvips.Image.new_from_file(str(PORTRAIT)), 3 / 4)
+    image = image.resize(3000 / image.width, vscale=4000 / image.height, kernel="lanczos3")
+    tmp = dest.with_suffix(".tmp.jpg")
+    image.jpegsave(str(tmp), Q=90, optimize_coding=True, keep="none")
+    os.replace(tmp, dest)
 
 
 def _manifest(paths: dict[str, Path], dest: Path) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import cors, docs, handlers, imaging, metrics, overlays, playground, urls
+from . import cors, dialects, docs, handlers, imaging, metrics, overlays, playground, urls
 from .config import Config
 from .jobs import TTL, BucketBoard, FileBoard, Jobs
 from .keys import CONFIG, GRAMMAR, JOBS, LOCATED, POOL, REMOTE, RENDERER, STORE
@@ -20,22 +21,36 @@ from .sources.directory import DirectorySource
 from .sources.http import HttpSource
 from .workers import RenderPool
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 ID = "{id:[0-9a-f]{32}}"
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, *, tracer_provider: TracerProvider | None = None) -> web.Application:
+    """The service. `tracer_provider` (default: one for `telemetry.otlp_endpoint`, if set)
+    receives a span per request."""
     overlays.setup_fonts()
+    middlewares = [
+        metrics.observe,
+        # Outside `problems`: preflights never reach the routes (which have no OPTIONS).
+        cors.middleware(config.cors.allow_origins),
+        problems,
+        write_tokens(config.auth.tokens),
+    ]
+    tracing = None
+    if tracer_provider is not None or config.telemetry.otlp_endpoint:
+        from . import tracing  # only then: with tracing off, OpenTelemetry is never loaded
+
+        tracer_provider = tracer_provider or tracing.provider_for(config.telemetry)
+        middlewares.insert(0, tracing.middleware(tracing.tracer_of(tracer_provider)))
     app = web.Application(
-        middlewares=[
-            metrics.observe,
-            # Outside `problems`: preflights never reach the routes (which have no OPTIONS).
-            cors.middleware(config.cors.allow_origins),
-            problems,
-            write_tokens(config.auth.tokens),
-        ],
+        middlewares=middlewares,
         # JSON bodies are read whole; images are streamed and capped on their own.
         client_max_size=1024 * 1024,
     )
+    if tracing is not None and tracer_provider is not None:
+        tracing.install(app, tracer_provider)
     app[CONFIG] = config
     app[GRAMMAR] = grammar(config)
     app.cleanup_ctx.append(_remote_sources)
@@ -125,5 +140,6 @@ def _routes(app: web.Application) -> None:
     r.add_get("/jobs/{job}", handlers.get_job)
     docs.add_routes(r)
     playground.add_routes(r)
+    dialects.add_routes(r, app[CONFIG])
     r.add_get("/{path:(?s:.+)}", handlers.derived)
     r.add_post("/{path:(?s:.+)}", handlers.on_demand)

@@ -292,6 +292,16 @@ def _unit(text: str, low: float, what: str) -> float:
     return float(text)
 
 
+def _placement(fields: list[str]) -> tuple[str, float]:
+    """The position and opacity fields that both overlays share, after their first."""
+    position = fields[1] if len(fields) > 1 else "southeast"
+    position = {"center": "centre"}.get(position, position)
+    if position not in _POSITIONS:
+        raise ValueError(f"position must be one of {', '.join(_POSITIONS)}")
+    opacity = _unit(fields[2], 0.0, "opacity") if len(fields) > 2 else 1.0
+    return position, opacity
+
+
 def _trimmed(fields: list[str], defaults: tuple[str, ...]) -> list[str]:
     """Trailing fields at their defaults are dropped: the shorter URL is the same image."""
     while len(fields) > 1 and fields[-1] == defaults[len(fields) - 2]:
@@ -309,11 +319,7 @@ class Overlay:
         fields = text.split(",")
         if len(fields) > 4 or not re.fullmatch(r"[0-9a-f]{32}", fields[0]):
             raise ValueError("expected {id}[,position[,opacity[,size]]] with a stored image id")
-        position = fields[1] if len(fields) > 1 else "southeast"
-        position = {"center": "centre"}.get(position, position)
-        if position not in _POSITIONS:
-            raise ValueError(f"position must be one of {', '.join(_POSITIONS)}")
-        opacity = _unit(fields[2], 0.0, "opacity") if len(fields) > 2 else 1.0
+        position, opacity = _placement(fields)
         size = _unit(fields[3], 0.01, "size") if len(fields) > 3 else 0.25
         return fields[0], position, opacity, size
 
@@ -347,11 +353,7 @@ class Caption:
             raise ValueError("the text must have 1 to 200 characters")
         if _CONTROL_RE.search(words):
             raise ValueError("the text may not hold control or direction characters")
-        position = fields[1] if len(fields) > 1 else "southeast"
-        position = {"center": "centre"}.get(position, position)
-        if position not in _POSITIONS:
-            raise ValueError(f"position must be one of {', '.join(_POSITIONS)}")
-        opacity = _unit(fields[2], 0.0, "opacity") if len(fields) > 2 else 1.0
+        position, opacity = _placement(fields)
         if len(fields) > 3:
             if not _UNIT_RE.match(fields[3]) or not 0.01 <= float(fields[3]) <= 0.5:
                 raise ValueError("size must be a number from 0.01 to 0.5")

@@ -1,4 +1,4 @@
-"""The `progimage` command: serve, sign, url, check-config."""
+"""The `progimage` command: serve, sign, url, upload, check-config."""
 
 from __future__ import annotations
 
@@ -13,27 +13,31 @@ import sys
 import tempfile
 
 from . import config as config_module
-from . import links, signing
+from . import links, signing, upload
+
+CONFIG_HELP = "YAML file (default: $PROGIMAGE_CONFIG, else ./config.yaml if present)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="progimage", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--config", help="YAML file (default: built-in defaults)")
+    serve.add_argument("--config", help=CONFIG_HELP)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="processes; 0 = one per core")
     sign = commands.add_parser("sign", help="print PATH signed with the configured key")
     sign.add_argument("path")
-    sign.add_argument("--config")
+    sign.add_argument("--config", help=CONFIG_HELP)
     url = commands.add_parser("url", help="print the URL (or srcset) of SOURCE with operations")
     links.add_arguments(url)
+    upload_command = commands.add_parser("upload", help="store files and directories on a server")
+    upload.add_arguments(upload_command)
     check = commands.add_parser("check-config", help="validate the configuration and exit")
-    check.add_argument("--config")
+    check.add_argument("--config", help=CONFIG_HELP)
     args = parser.parse_args(argv)
     try:
-        config = config_module.load(args.config)
+        config = config_module.load(config_module.discover(args.config))
     except config_module.ConfigError as exc:
         print(f"progimage: bad configuration: {exc}", file=sys.stderr)
         return 2
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sign(config, args.path)
     if args.command == "url":
         return _url(config, args)
+    if args.command == "upload":
+        return upload.run(args)
     if args.command == "check-config":
         print("configuration is valid")
         return 0

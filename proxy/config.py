@@ -14,6 +14,10 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "PROGIMAGE_"
+# Variables of the `progimage` command itself, not configuration overrides.
+CONFIG_VARIABLE = "PROGIMAGE_CONFIG"
+COMMAND_VARIABLES = frozenset({CONFIG_VARIABLE, "PROGIMAGE_TOKEN"})
+DEFAULT_FILE = "config.yaml"
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff", "auto")
 STORAGE_BACKENDS = ("local", "s3")
 
@@ -145,6 +149,52 @@ class CorsConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    otlp_endpoint: str | None = None  # null: no tracing at all
+    service_name: str = "progimage"
+
+
+@dataclass(frozen=True)
+class ThumborDialect:
+    enabled: bool = False
+    prefix: str = "/thumbor"
+    key: str | None = None
+    allow_unsafe: bool = False
+    default_scheme: str = "https"
+
+
+@dataclass(frozen=True)
+class ImgproxyDialect:
+    enabled: bool = False
+    prefix: str = "/imgproxy"
+    key: str | None = None  # hex, as imgproxy's IMGPROXY_KEY
+    salt: str | None = None  # hex, as imgproxy's IMGPROXY_SALT
+    watermark: str | None = None  # the stored id `watermark/wm` draws
+    default_scheme: str = "https"
+
+
+@dataclass(frozen=True)
+class ImaginaryDialect:
+    enabled: bool = False
+    prefix: str = "/imaginary"
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class DialectsConfig:
+    thumbor: ThumborDialect = field(default_factory=ThumborDialect)
+    imgproxy: ImgproxyDialect = field(default_factory=ImgproxyDialect)
+    imaginary: ImaginaryDialect = field(default_factory=ImaginaryDialect)
+
+    def enabled(self) -> dict[str, ThumborDialect | ImgproxyDialect | ImaginaryDialect]:
+        return {
+            name: getattr(self, name)
+            for name in ("thumbor", "imgproxy", "imaginary")
+            if getattr(self, name).enabled
+        }
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -158,6 +208,8 @@ class Config:
     overlays: OverlaysConfig = field(default_factory=OverlaysConfig)
     presets: PresetsConfig = field(default_factory=PresetsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    dialects: DialectsConfig = field(default_factory=DialectsConfig)
 
 
 # --- value checks: each takes (label, raw value) and returns the typed value -------------------
@@ -261,6 +313,13 @@ def _output_format(label: str, value: Any) -> str | None:
     return name
 
 
+def _endpoint(label: str, value: Any) -> str | None:
+    url = _optional_text(label, value)
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise _bad(label, "null or an http(s):// URL", value)
+    return url
+
+
 def _choice(*values: str) -> Check:
     def check(label: str, value: Any) -> str:
         if value not in values:
@@ -326,10 +385,44 @@ def _fallback_image(label: str, value: Any) -> str | None:
     return value
 
 
+def _prefix(label: str, value: Any) -> str:
+    # "" serves the dialect at the root, beside the native grammar.
+    if value is None or value == "" or value == "/":
+        return ""
+    if not isinstance(value, str) or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        raise _bad(label, 'a path prefix like "/thumbor", or ""', value)
+    return value
+
+
+def _optional_hex(label: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+        raise _bad(label, "null or an even number of hex digits", value)
+    return value.lower()
+
+
+def _optional_id(label: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value)):
+        return value
+    raise _bad(label, "null or a stored image id", value)
+
+
 # Environment strings for these keys are taken verbatim unless YAML clearly meant something
 # else (null, a [list], a quoted string): a secret like `12345` or `a#b` must not be mangled.
 _TEXTUAL: frozenset[Check] = frozenset(
-    {_text, _any_text, _optional_text, _texts, _hosts, _buckets, _directory}
+    {
+        _text,
+        _any_text,
+        _optional_text,
+        _texts,
+        _hosts,
+        _endpoint,
+        _optional_hex,
+        _prefix,
+        _buckets,
+        _directory,
+    }
 )
 
 _SIZE = _integer(0)
@@ -390,6 +483,25 @@ _SCHEMA: dict[str, Any] = {
         "status": lambda label, value: int(_choice("404", "200")(label, str(value))),
         "max_age": _integer(0, 86400),
     },
+    "telemetry": {"otlp_endpoint": _endpoint, "service_name": _text},
+    "dialects": {
+        "thumbor": {
+            "enabled": _flag,
+            "prefix": _prefix,
+            "key": _optional_text,
+            "allow_unsafe": _flag,
+            "default_scheme": _choice("https", "http"),
+        },
+        "imgproxy": {
+            "enabled": _flag,
+            "prefix": _prefix,
+            "key": _optional_hex,
+            "salt": _optional_hex,
+            "watermark": _optional_id,
+            "default_scheme": _choice("https", "http"),
+        },
+        "imaginary": {"enabled": _flag, "prefix": _prefix, "key": _optional_text},
+    },
 }
 
 _CLASSES: dict[str, type] = {
@@ -409,6 +521,11 @@ _CLASSES: dict[str, type] = {
     "overlays": OverlaysConfig,
     "presets": PresetsConfig,
     "fallback": FallbackConfig,
+    "telemetry": TelemetryConfig,
+    "dialects": DialectsConfig,
+    "dialects.thumbor": ThumborDialect,
+    "dialects.imgproxy": ImgproxyDialect,
+    "dialects.imaginary": ImaginaryDialect,
 }
 
 # YAML names that differ from the dataclass field they fill.
@@ -426,13 +543,55 @@ def load(
     return from_mapping(data, os.environ if env is None else env)
 
 
+def discover(
+    explicit: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> str | None:
+    """The config file a `progimage` command reads (SPEC §14), or None for defaults only.
+
+    `--config` wins, then the file named by PROGIMAGE_CONFIG, then ./config.yaml when it
+    exists. A named file that is missing is an error when read, never silently skipped.
+    """
+    if explicit is not None:
+        return os.fspath(explicit)
+    env = os.environ if env is None else env
+    named = env.get(CONFIG_VARIABLE, "").strip()
+    if named:
+        return named
+    local = os.path.join(os.fspath(cwd) if cwd is not None else os.getcwd(), DEFAULT_FILE)
+    return local if os.path.isfile(local) else None
+
+
 def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed config mapping with `env` overrides (None: no overrides)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: expected a mapping of sections, got {data!r}")
     merged = _plain(data)
     origins = _apply_env(merged, env or {})
-    return _build("", _SCHEMA, merged, origins)
+    config = _build("", _SCHEMA, merged, origins)
+    _check_dialects(config)
+    return config
+
+
+def _check_dialects(config: Config) -> None:
+    """A dialect is never a way around signing: with `signing.key` set, each enabled dialect
+    needs its own key; and two dialects cannot share a prefix."""
+    seen: dict[str, str] = {}
+    for name, dialect in config.dialects.enabled().items():
+        if config.signing.keys and not dialect.key:
+            raise ConfigError(
+                f"dialects.{name}.key: required while signing.key is set, or {name} URLs"
+                " would be served unsigned"
+            )
+        if name == "imgproxy" and bool(dialect.key) != bool(getattr(dialect, "salt", None)):
+            raise ConfigError("dialects.imgproxy: key and salt are set together or not at all")
+        if dialect.prefix in seen:
+            raise ConfigError(
+                f"dialects.{name}.prefix: {dialect.prefix or '(root)'} is already"
+                f" dialects.{seen[dialect.prefix]}'s"
+            )
+        seen[dialect.prefix] = name
 
 
 def with_overrides(config: Config, **sections: Any) -> Config:
@@ -500,7 +659,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
     """Write PROGIMAGE_* overrides into `data`; return which variable set which key."""
     overrides = []
     for var, raw in env.items():
-        if var.startswith(ENV_PREFIX):
+        if var.startswith(ENV_PREFIX) and var not in COMMAND_VARIABLES:
             parts = var[len(ENV_PREFIX) :].lower().split("__")
             overrides.append((len(parts), var, parts, raw))
     origins: dict[str, str] = {}

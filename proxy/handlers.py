@@ -25,7 +25,7 @@ from .errors import (
     RangeNotSatisfiable,
     UpstreamMissing,
 )
-from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, STORE
+from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, RENDITION, SOURCE, STORE
 from .ops import Options
 from .renderer import YEAR, Rendition, quality_table
 from .sources import spool
@@ -341,8 +341,10 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
 
 
 async def image_info(request: web.Request) -> web.Response:
-    record = await request.app[STORE].record(_image_id(request))
-    return _json(record.info())
+    image_id = _image_id(request)
+    record = await request.app[STORE].record(image_id)
+    found = await request.app[RENDERER].faces_of(SourceRef("id", image_id))
+    return _json({**record.info(), "faces": [list(box) for box in found]})
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -365,7 +367,8 @@ async def source_info(request: web.Request) -> web.Response:
     _, ref = urls.parse(raw, query, request.app[GRAMMAR])
     if ref.is_stored:
         record = await request.app[STORE].record(ref.value)
-        return _json(record.info())
+        found = await request.app[RENDERER].faces_of(ref)
+        return _json({**record.info(), "faces": [list(box) for box in found]})
     original = await request.app[RENDERER].source_for(ref).fetch(ref)
     facts = await request.app[POOL].run(
         metadata.describe,
@@ -413,8 +416,10 @@ async def _respond_derived(
     """parse → Options → prepare (negotiation, ETag, 304) → render → response; with
     `fallback`, the configured fallback image stands in for an original that cannot be had."""
     renderer = request.app[RENDERER]
+    request[SOURCE] = ref
     try:
         rendition = await renderer.prepare(options, ref, request.headers)
+        request[RENDITION] = rendition
         if cache.etag_matches(request.headers.get("If-None-Match"), f'"{rendition.etag}"'):
             return web.Response(status=304, headers=rendition.headers())
         await renderer.render(rendition)
@@ -422,6 +427,7 @@ async def _respond_derived(
         if not fallback or options.info or renderer.fallback_ref() is None:
             raise
         rendition = await _fallback(request, options, exc)
+    request[RENDITION] = rendition
     status = request.app[CONFIG].fallback.status if rendition.fallback else 200
     return _image_response(rendition, status)
 
@@ -482,6 +488,7 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
         "pages": result.pages,
         "size": len(result.body),
         **(result.placeholders or {}),
+        **({"faces": [list(box) for box in result.faces]} if result.faces is not None else {}),
     }
 
 

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from .config import Config
 from .jobs import Jobs
-from .renderer import Renderer
+from .renderer import Renderer, Rendition
 from .sources import Source, Store
 from .sources.http import HttpSource
-from .urls import Grammar
+from .urls import Grammar, SourceRef
 from .workers import RenderPool
 
 CONFIG = web.AppKey("config", Config)
@@ -21,3 +21,6 @@ JOBS = web.AppKey("jobs", Jobs)
 GRAMMAR = web.AppKey("grammar", Grammar)
 # Sources by SourceRef kind beyond ids and remote URLs: "s3" and "local".
 LOCATED = web.AppKey("located", dict[str, Source])
+# What a derived-image request asked for and answered with, for the tracing middleware.
+SOURCE = web.RequestKey("source", SourceRef)
+RENDITION = web.RequestKey("rendition", Rendition)

@@ -74,7 +74,8 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return response
 
 
-def _route(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
+    """The route template a request matched: few values, fit for labels and span names."""
     info = request.match_info
     route = getattr(info, "route", None)
     resource = getattr(route, "resource", None)
@@ -96,7 +97,7 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         return response
     finally:
         elapsed = time.perf_counter() - started
-        route = _route(request)
+        route = route_of(request)
         REQUESTS.labels(route, request.method, str(status)).inc()
         size_in = request.content_length or 0
         size_out = (response.content_length or 0) if response is not None else 0

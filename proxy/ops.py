@@ -21,8 +21,9 @@ from .arguments import Fit
 RESIZE_MODES = ("resize", "fill", "thumbnail", "pad", "stretch")
 GRAVITIES = (
     "centre", "north", "south", "east", "west",
-    "northeast", "northwest", "southeast", "southwest", "smart", "entropy",
+    "northeast", "northwest", "southeast", "southwest", "smart", "entropy", "face",
 )  # fmt: skip
+FACE_MODES = ("blur", "pixelate")
 FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff")
 FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "tif": "tiff"}
 ANIMATED_FORMATS = frozenset({"gif", "webp"})
@@ -84,7 +85,7 @@ def _gravity_idle(o: Any) -> bool:
     if mode not in ("fill", "thumbnail", "pad"):
         return True
     if mode == "pad":  # placement only: an anchor name, never a point or a detector
-        return not isinstance(gravity, str) or gravity in ("smart", "entropy", "centre")
+        return not isinstance(gravity, str) or gravity in ("smart", "entropy", "face", "centre")
     if mode == "fill":
         return gravity in ("centre", (0.5, 0.5))
     return gravity == "smart"
@@ -126,8 +127,8 @@ REGISTRY: tuple[Operation, ...] = (
         for mode in RESIZE_MODES
     ),
     Operation("gravity", "gravity", a.Anchor(GRAVITIES, {"center": "centre"}),
-              "crop anchor of `fill`/`thumbnail` (a name or a focal point X,Y), placement "
-              "for `pad`", idle=_gravity_idle),
+              "crop anchor of `fill`/`thumbnail` (a name, a focal point X,Y, or `face`: the "
+              "faces found, else `smart`), placement for `pad`", idle=_gravity_idle),
     Operation("enlarge", "enlarge", _FLAG, "allow the resize family to upscale",
               default=False, idle=_no_fit),
     Operation("dpr", "dpr", a.Decimal(*DPR_RANGE, words=("auto",)),
@@ -148,6 +149,8 @@ REGISTRY: tuple[Operation, ...] = (
     Operation("sharpen", "sharpen", a.Decimal(0.5, 10.0), "sharpen, sigma", step="sharpen"),
     Operation("pixelate", "pixelate", a.Integer(2, 100), "blocks of that many output pixels",
               step="pixelate"),
+    Operation("faces", "faces", a.Choice(FACE_MODES),
+              "hide every face found, with a margin: `blur` or `pixelate`", step="faces"),
     Operation("grayscale", "grayscale", _FLAG, "to grey, alpha kept", default=False,
               step="grayscale"),
     Operation("round", "round", a.Radius(),
@@ -243,3 +246,10 @@ def _scaled(value: int | None, dpr: float) -> int | None:
     if value is None:
         return None
     return max(1, round(value * dpr))
+
+
+def uses_faces(o: Any) -> bool:
+    """Whether the output depends on the faces found in the original (so its ETag names the
+    detector, and the render needs the findings)."""
+    face_crop = o.mode in ("fill", "thumbnail") and o.gravity == "face"
+    return bool(face_crop or o.faces or o.info)

@@ -15,7 +15,7 @@ from typing import Any
 import cachetools
 import pyvips
 
-from . import embedded, imaging, ops, previews, steps
+from . import embedded, faces, imaging, ops, previews, steps
 from . import placeholders as placeholders_module
 from .errors import BadRequest, ProxyError, Unprocessable, UnsupportedMediaType
 from .imaging import Header, Source
@@ -37,6 +37,7 @@ class Result:
     encode_ms: float
     over_budget: int | None = None  # `maxbytes` not reached: the size of the quality-10 result
     placeholders: dict[str, str] | None = None  # for `info`: blurhash, thumbhash, colour
+    faces: tuple[faces.Box, ...] | None = None  # found in the original (upright source pixels)
 
     @property
     def mime(self) -> str:
@@ -59,6 +60,7 @@ class Plan:
     late: bool = False
     meta: str = "strip"
     overlay: pyvips.Image | None = None  # the watermark, decoded (see `overlay_image`)
+    faces: faces.Track | None = None  # when the output depends on them (ops.uses_faces)
 
     @property
     def keep_profile(self) -> bool:
@@ -228,7 +230,7 @@ def _needs_random_access(p: Plan) -> bool:
         o.rotate
         or o.flip
         or p.late
-        or (o.mode in ("fill", "thumbnail") and o.effective_gravity in ("smart", "entropy"))
+        or (o.mode in ("fill", "thumbnail") and o.effective_gravity in ("smart", "entropy", "face"))
     )
 
 
@@ -253,7 +255,10 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
         # The thumbnail streams from a sequential decode; a small copy in memory lets the
         # later steps read it in any order.
         return img.copy_memory() if random_access else img
-    access = "random" if random_access else "sequential"
+    # autorot() of orientations 3-8 reads rows bottom-up or as columns: a sequential decode
+    # of a file taller than its read-ahead fails with "out of order read".
+    upright = header.orientation in (1, 2)
+    access = "sequential" if upright and not random_access else "random"
     img = imaging.open_image(
         source, header.format, access=access, fail_on=fail_on, **page
     ).autorot()
@@ -355,9 +360,19 @@ def _uses_preview(p: Plan) -> bool:
 
 
 def render_planned(
-    planned: tuple[Source, Header, Plan], *, preview: Source | None, started: float
+    planned: tuple[Source, Header, Plan],
+    *,
+    preview: Source | None,
+    started: float,
+    found: tuple[faces.Box, ...] | None = None,
 ) -> Result:
+    """`found`: the faces of this original when already known (the renderer caches them);
+    detected here when the output needs them and they are not."""
     source, header, p = planned
+    if ops.uses_faces(p.options):
+        if found is None:
+            found = tuple(find_faces(source, header, preview))
+        p = dataclasses.replace(p, faces=faces.Track(found, (header.width, header.height)))
     if _uses_preview(p):
         stand_in = previews.stand_in(preview, header, p.scaled)
         if stand_in is not None:
@@ -366,6 +381,15 @@ def render_planned(
             except ProxyError:
                 pass  # a damaged preview: the original is still there
     return _render(source, header, p, started, original=source)
+
+
+def find_faces(source: Source, header: Header, preview: Source | None) -> list[faces.Box]:
+    try:
+        return faces.find(source, header, preview)
+    except pyvips.Error as exc:
+        if imaging.vanished(source):
+            raise imaging.gone() from exc
+        raise Unprocessable(f"the image cannot be decoded: {imaging.first_line(exc)}") from exc
 
 
 def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
@@ -421,6 +445,7 @@ def _render(source: Source, header: Header, p: Plan, started: float, *, original
         encode_ms=(done - processed) * 1000,
         over_budget=over,
         placeholders=placeholders,
+        faces=p.faces.source if p.faces is not None else None,
     )
 
 
@@ -458,6 +483,8 @@ def _encode(img: pyvips.Image, p: Plan, keep: int) -> tuple[bytes, int | None]:
 
 
 def _apply_steps(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    if p.faces is not None:
+        p.faces.start(p.crop, (img.width, img.height))
     for fn in steps.ORDER:
         img = fn(img, p)
     return img

@@ -14,6 +14,9 @@ from aiohttp import web
 ASSETS = {
     "app.js": "text/javascript",
     "progimage-url.js": "text/javascript",
+    # Not used by the page: served so that a front end can fetch them beside the URL helper.
+    "next-loader.js": "text/javascript",
+    "nuxt-provider.js": "text/javascript",
     "style.css": "text/css",
 }
 CSP = (

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, metrics, ops, overlays, pipeline, urls
+from cachetools import LRUCache
+
+from . import cache, faces, metrics, ops, overlays, pipeline, urls
 from .config import Config
 from .errors import BadRequest, Forbidden, NotFound
 from .ops import Options
@@ -24,6 +26,7 @@ from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
 
 YEAR = 31_536_000
+FACES_KEPT = 100_000  # originals whose faces are remembered: a few dozen bytes each
 
 
 def negotiate(accept: str, formats: tuple[str, ...] = ("avif", "webp")) -> str | None:
@@ -134,6 +137,9 @@ class Renderer:
             metrics.cache_observer("results"),
         )
         self.renders = 0  # renders actually run by libvips in this process
+        # Faces found per original identity (a content hash or a versioned URL): detected once.
+        self.faces: LRUCache[str, tuple[faces.Box, ...]] = LRUCache(FACES_KEPT)
+        self.detections = 0  # face detections actually run in this process
         self._files: dict[str, str] = {}  # fallback image files: path -> content identity
 
     async def prepare(
@@ -173,6 +179,8 @@ class Renderer:
             )
             rendition.timings["fetch"] = elapsed * 1000
             identity = rendition.original.identity
+        if ops.uses_faces(options):  # another detector may find other faces
+            identity = f"{identity}|{faces.DETECTOR}"
         rendition.etag = cache.result_key(canonical, identity, variant)
         return rendition
 
@@ -291,9 +299,13 @@ class Renderer:
                 timings["fetch"] = (time.perf_counter() - started) * 1000
             overlay = await self.overlay(options, checked=True)
             fetched = time.perf_counter()
+            found = self.faces.get(original.identity) if ops.uses_faces(options) else None
             result, made = await self.pool.run(
-                self._render_sync, original, options, requested, ref.kind == "url", overlay
+                self._render_sync, original, options, requested, ref.kind == "url", overlay, found
             )
+            if result.faces is not None and found is None:
+                self.detections += 1
+                self.faces[original.identity] = result.faces
             if made is not None and isinstance(self.remote, HttpSource):
                 self.remote.keep_preview(ref.value, original.identity, made)
             self.results.put(etag, result)
@@ -315,6 +327,30 @@ class Renderer:
         rendition.timings.update(timings)
         return rendition
 
+    async def faces_of(self, ref: SourceRef) -> tuple[faces.Box, ...]:
+        """The faces of a stored original, in upright source pixels (for /images/{id}/info)."""
+        known = self.faces.get(ref.value)  # a stored original's identity is its id
+        if known is not None:
+            return known
+        original = await self.store.fetch(ref)
+        found = self.faces.get(original.identity)
+        if found is None:
+            found = tuple(await self.pool.run(self._find_sync, original))
+            self.detections += 1
+            self.faces[original.identity] = found
+        return found
+
+    def _find_sync(self, original: Original) -> list[faces.Box]:
+        source, header, _ = pipeline.prepare(
+            original.data,
+            Options(),
+            requested_format=None,
+            quality=quality_table(self.config),
+            max_pixels=self.config.limits.max_pixels,
+            allow_svg=self.config.sources.allow_svg,
+        )
+        return pipeline.find_faces(source, header, original.preview)
+
     def _render_sync(
         self,
         original: Original,
@@ -322,6 +358,7 @@ class Renderer:
         requested: str | None,
         remote: bool,
         overlay: pipeline.Overlay | None = None,
+        found: tuple[faces.Box, ...] | None = None,
     ) -> tuple[Result, bytes | None]:
         """The render, and the preview it made of a remote original that had none (stored
         originals got theirs at upload)."""
@@ -338,7 +375,9 @@ class Renderer:
             overlay=overlay,
         )
         made = pipeline.make_preview(planned) if remote and original.preview is None else None
-        result = pipeline.render_planned(planned, preview=original.preview or made, started=started)
+        result = pipeline.render_planned(
+            planned, preview=original.preview or made, started=started, found=found
+        )
         return result, made
 
 

@@ -269,6 +269,8 @@ def _header(result: Result) -> bytes:
         facts["over_budget"] = result.over_budget
     if result.placeholders is not None:
         facts["placeholders"] = result.placeholders
+    if result.faces is not None:
+        facts["faces"] = [list(box) for box in result.faces]
     return MAGIC + json.dumps(facts, separators=(",", ":")).encode() + b"\n"
 
 
@@ -297,6 +299,7 @@ def _parse(data: bytes) -> Result | None:
             # Absent from files written before `maxbytes` and placeholders existed.
             over_budget=facts.get("over_budget"),
             placeholders=facts.get("placeholders"),
+            faces=tuple(tuple(box) for box in facts["faces"]) if "faces" in facts else None,
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pyvips
 
-from . import imaging, ops, overlays
+from . import faces, imaging, ops, overlays
 
 if TYPE_CHECKING:
     from .pipeline import Plan
@@ -76,6 +76,8 @@ def trim(img: pyvips.Image, p: Plan) -> pyvips.Image:
     left, top, width, height = flat.find_trim(threshold=p.options.trim, background=background)
     if width == 0 or height == 0:  # all border: nothing would be left
         return img
+    if p.faces:
+        p.faces.shift(-left, -top, width, height)
     return img.extract_area(left, top, width, height)
 
 
@@ -85,20 +87,33 @@ def rotate(img: pyvips.Image, p: Plan) -> pyvips.Image:
     if not angle:
         return img
     if angle in (90, 180, 270):
+        if p.faces:
+            p.faces.quarter(angle, img.width, img.height)
         return img.rot(f"d{angle}")
     img, colour = fill_colour(img, p)
     # libvips turns clockwise for positive angles; the canvas grows to hold every corner.
-    return img.rotate(angle, background=colour)
+    turned = img.rotate(angle, background=colour)
+    if p.faces:
+        p.faces.rotate(angle, (img.width, img.height), (turned.width, turned.height))
+    return turned
 
 
 @step("flip")
 def flip(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.flipver() if p.options.flip else img
+    if not p.options.flip:
+        return img
+    if p.faces:
+        p.faces.mirror(False, img.width, img.height)
+    return img.flipver()
 
 
 @step("flop")
 def flop(img: pyvips.Image, p: Plan) -> pyvips.Image:
-    return img.fliphor() if p.options.flop else img
+    if not p.options.flop:
+        return img
+    if p.faces:
+        p.faces.mirror(True, img.width, img.height)
+    return img.fliphor()
 
 
 @step("fit")
@@ -113,6 +128,8 @@ def fit(img: pyvips.Image, p: Plan) -> pyvips.Image:
 
         scaled, final = geometry(o, img.width, img.height)
         if scaled and scaled != (img.width, img.height):
+            if p.faces:
+                p.faces.scale(scaled[0] / img.width, scaled[1] / img.height, *scaled)
             img = resize_exact(img, *scaled)
     else:
         final = p.final
@@ -128,16 +145,54 @@ def _fill_crop(img: pyvips.Image, p: Plan, final: tuple[int, int]) -> pyvips.Ima
     if (w, h) == (img.width, img.height):
         return img
     gravity = p.options.effective_gravity
+    if gravity == "face":
+        if p.faces and p.faces.boxes:  # the box of every face, as near the centre as can be
+            fx, fy, fw, fh = faces.union(p.faces.boxes)
+            gravity = ((fx + fw / 2) / img.width, (fy + fh / 2) / img.height)
+        else:
+            gravity = "smart"
     if gravity in ("smart", "entropy"):
         interesting = "attention" if gravity == "smart" else "entropy"
-        return img.smartcrop(w, h, interesting=interesting)
+        out, found = img.smartcrop(
+            w, h, interesting=interesting, attention_x=True, attention_y=True
+        )
+        if p.faces and p.faces.boxes:  # faces/… needs to know where the crop was taken
+            x, y = _smartcrop_origin(img, out, interesting, found)
+            p.faces.shift(-x, -y, w, h)
+        return out
     if isinstance(gravity, tuple):  # a focal point: as near the centre as the image allows
         fx, fy = gravity
         x = min(max(0, round(fx * img.width - w / 2)), img.width - w)
         y = min(max(0, round(fy * img.height - h / 2)), img.height - h)
-        return img.extract_area(x, y, w, h)
-    gx, gy = GRAVITY_XY[gravity]
-    return img.extract_area(round((img.width - w) * gx), round((img.height - h) * gy), w, h)
+    else:
+        gx, gy = GRAVITY_XY[gravity]
+        x, y = round((img.width - w) * gx), round((img.height - h) * gy)
+    if p.faces:
+        p.faces.shift(-x, -y, w, h)
+    return img.extract_area(x, y, w, h)
+
+
+def _smartcrop_origin(
+    img: pyvips.Image, out: pyvips.Image, interesting: str, found: dict
+) -> tuple[int, int]:
+    """Where libvips took its smart crop. `attention` centres the crop on the point it
+    reports; `entropy` reports none, so the crop is found among the positions it could take
+    (a fill crop is cut along one axis only) by comparing pixels."""
+    w, h = out.width, out.height
+    if interesting == "attention":
+        x = min(max(0, found["attention_x"] - w // 2), img.width - w)
+        y = min(max(0, found["attention_y"] - h // 2), img.height - h)
+        return x, y
+    best, origin = None, (0, 0)
+    candidates = [(x, 0) for x in range(img.width - w + 1)] if h == img.height else []
+    candidates += [(0, y) for y in range(img.height - h + 1)] if w == img.width else []
+    for x, y in candidates:
+        difference = (img.extract_area(x, y, w, h) - out).abs().max()
+        if best is None or difference < best:
+            best, origin = difference, (x, y)
+            if difference == 0:
+                break
+    return origin
 
 
 def _pad(img: pyvips.Image, p: Plan, final: tuple[int, int]) -> pyvips.Image:
@@ -152,6 +207,8 @@ def _pad(img: pyvips.Image, p: Plan, final: tuple[int, int]) -> pyvips.Image:
         if img.hasalpha():
             background = [*background, 255]
     x, y = round((w - img.width) * gx), round((h - img.height) * gy)
+    if p.faces:
+        p.faces.shift(x, y, w, h)
     return img.embed(x, y, w, h, extend="background", background=background)
 
 
@@ -162,6 +219,8 @@ def padding(img: pyvips.Image, p: Plan) -> pyvips.Image:
     top, right, bottom, left = p.options.padding
     img, colour = fill_colour(img, p)
     width, height = img.width + left + right, img.height + top + bottom
+    if p.faces:
+        p.faces.shift(left, top, width, height)
     return img.embed(left, top, width, height, extend="background", background=colour)
 
 
@@ -205,12 +264,37 @@ def pixelate(img: pyvips.Image, p: Plan) -> pyvips.Image:
     size = p.options.pixelate
     if not size:
         return img
-    width, height = img.width, img.height
+    return _blocks(img, size)
+
+
+def _blocks(img: pyvips.Image, size: int) -> pyvips.Image:
     # Each block is the mean of its pixels; the last row and column of blocks may be partial.
+    width, height = img.width, img.height
     across, down = math.ceil(width / size), math.ceil(height / size)
     padded = img.embed(0, 0, across * size, down * size, extend="copy")
     blocks = padded.shrink(size, size).zoom(size, size)
     return blocks.extract_area(0, 0, width, height).cast(img.format)
+
+
+@step("faces")
+def hide_faces(img: pyvips.Image, p: Plan) -> pyvips.Image:
+    """Every face found, grown by faces.MARGIN, blurred or pixelated beyond recognition."""
+    mode = p.options.faces
+    if not mode or not p.faces:
+        return img
+    for box in p.faces.boxes:
+        x, y, w, h = faces.grown(box, img.width, img.height)
+        if w < 1 or h < 1:
+            continue
+        region = img.extract_area(x, y, w, h)
+        if mode == "blur":
+            # Strong enough that no feature survives: a sigma of a sixth of the face.
+            hidden = region.gaussblur(max(2.0, max(w, h) / 6)).cast(img.format)
+        else:  # about eight blocks across the face, however large it is
+            size = max(2, math.ceil(max(w, h) / 8))
+            hidden = _blocks(region, size)
+        img = img.insert(hidden, x, y)
+    return img
 
 
 @step("grayscale")

@@ -527,3 +527,56 @@ def test_with_overrides_validates(sections: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         with_overrides(Config(), **sections)
     assert needle in str(info.value)
+
+
+def test_dialects_default_off_with_the_spec_prefixes() -> None:
+    dialects = Config().dialects
+    assert dialects.enabled() == {}
+    assert (dialects.thumbor.prefix, dialects.imgproxy.prefix, dialects.imaginary.prefix) == (
+        "/thumbor",
+        "/imgproxy",
+        "/imaginary",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sections", "needle"),
+    [
+        (
+            {"signing": {"key": "k"}, "dialects": {"thumbor": {"enabled": True}}},
+            "dialects.thumbor.key: required while signing.key is set",
+        ),
+        (
+            {"signing": {"key": "k"}, "dialects": {"imaginary": {"enabled": True}}},
+            "dialects.imaginary.key",
+        ),
+        ({"dialects": {"imgproxy": {"key": "zz", "salt": "00"}}}, "dialects.imgproxy.key"),
+        ({"dialects": {"imgproxy": {"enabled": True, "key": "ab"}}}, "key and salt"),
+        ({"dialects": {"thumbor": {"prefix": "thumbor/"}}}, "dialects.thumbor.prefix"),
+        (
+            {
+                "dialects": {
+                    "thumbor": {"enabled": True, "prefix": ""},
+                    "imgproxy": {"enabled": True, "prefix": "/"},
+                }
+            },
+            "is already dialects.thumbor's",
+        ),
+        ({"dialects": {"imgproxy": {"watermark": "logo.png"}}}, "dialects.imgproxy.watermark"),
+    ],
+)
+def test_bad_dialect_settings_refuse_to_start(sections: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_mapping(sections)
+    assert needle in str(info.value)
+
+
+def test_a_dialect_with_its_own_key_starts_beside_signing() -> None:
+    cfg = from_mapping(
+        {
+            "signing": {"key": "k"},
+            "dialects": {"imgproxy": {"enabled": True, "key": "AB12", "salt": "cd34"}},
+        }
+    )
+    assert cfg.dialects.imgproxy.key == "ab12"
+    assert list(cfg.dialects.enabled()) == ["imgproxy"]

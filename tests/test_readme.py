@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -54,12 +57,22 @@ def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
     ensure_tool("curl", "curl")
     server = start_server()
     shutil.copytree(REPO / "tests" / "images", tmp_path / "tests" / "images")
+    # `./photos` of the first command: three of those images, one in a subdirectory.
+    (tmp_path / "photos" / "2024").mkdir(parents=True)
+    for name in ("photo.jpg", "alpha.png", "2024/portrait-exif6.jpg"):
+        shutil.copy(REPO / "tests" / "images" / Path(name).name, tmp_path / "photos" / name)
+    # As after `make run`: the venv's `progimage` on PATH.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("PROGIMAGE_")}
     for command, expected in readme_commands():
         # Only the port differs from the README: the test server listens on a free one.
         runnable = command.replace("http://127.0.0.1:8080", server.url)
+        if runnable.startswith("progimage upload"):
+            runnable += f" --server {server.url}"
         result = subprocess.run(
-            ["bash", "-c", runnable], cwd=tmp_path, capture_output=True, text=True, timeout=60
-        )
+            ["bash", "-c", runnable], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env=env,
+        )  # fmt: skip
         assert result.returncode == 0, (command, result.stderr)
         if expected is None:
             continue
@@ -78,6 +91,10 @@ def test_readme_curl_examples_work_as_written(start_server, tmp_path) -> None:
         assert (image.width, image.height) == size
     assert decode((tmp_path / "photo.png").read_bytes()).width == 512
     assert decode((tmp_path / "small.webp").read_bytes()).width == 200
+    uploaded = json.loads((tmp_path / "photos.json").read_text())
+    assert sorted(uploaded) == ["photos/2024/portrait-exif6.jpg", "photos/alpha.png",
+                                "photos/photo.jpg"]  # fmt: skip
+    assert uploaded["photos/photo.jpg"] == "01351ef2539cca29aa8a6dc02f3332cb"
 
 
 def test_readme_shell_and_python_signing_recipes_match_the_service() -> None:

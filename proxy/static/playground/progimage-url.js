@@ -3,7 +3,7 @@
 const ORDER = [
   "preset", "page", "crop", "trim", "rotate", "flip", "flop",
   "resize", "fill", "thumbnail", "pad", "stretch", "gravity", "enlarge", "dpr", "padding",
-  "brightness", "contrast", "saturation", "hue", "blur", "sharpen", "pixelate", "grayscale",
+  "brightness", "contrast", "saturation", "hue", "blur", "sharpen", "pixelate", "faces", "grayscale",
   "round", "watermark", "text", "bg", "q", "lossless", "palette", "maxbytes", "fmt", "meta", "download",
   "info", "expires"
 ];
