@@ -273,7 +273,7 @@ async def get_original(request: web.Request) -> web.StreamResponse:
         fmt = ops.normalise_format(ext)
         if fmt is None:
             raise BadRequest(f"'.{ext}': unknown output format")
-        return await _respond_derived(request, Options(format=fmt), SourceRef("id", image_id))
+        return await respond_derived(request, Options(format=fmt), SourceRef("id", image_id))
     store = request.app[STORE]
     record = await store.record(image_id)
     etag = f'"{image_id}"'
@@ -347,7 +347,7 @@ async def image_info(request: web.Request) -> web.Response:
     return _json({**record.info(), "faces": [list(box) for box in found]})
 
 
-def _target(request: web.Request) -> tuple[str, str]:
+def target(request: web.Request) -> tuple[str, str]:
     """(path, query) exactly as the client sent them. The parsed URL re-quotes them (`%2C`
     becomes `,`), which would merge a text's own commas with the separators and change the
     bytes a signature covers."""
@@ -361,7 +361,7 @@ def _target(request: web.Request) -> tuple[str, str]:
 async def source_info(request: web.Request) -> web.Response:
     """GET /info/{source}: the same facts for any source the derived URLs accept."""
     config = request.app[CONFIG]
-    path, query = _target(request)
+    path, query = target(request)
     # A derived-URL form: with signing on, `/info/sig/{signature}/{source}` like any other.
     raw = signing.check(path.removeprefix("/info"), query, config.signing.keys)
     _, ref = urls.parse(raw, query, request.app[GRAMMAR])
@@ -402,15 +402,15 @@ async def delete_image(request: web.Request) -> web.Response:
 async def derived(request: web.Request) -> web.StreamResponse:
     """GET /[sig/{signature}/]{operations…}/{source}: the heart of the service."""
     config = request.app[CONFIG]
-    path, query = _target(request)
+    path, query = target(request)
     if path.split("/", 2)[1] in RESERVED:
         raise NotFound("no such resource")
     path = signing.check(path, query, config.signing.keys)
     options, ref = urls.parse(path, query, request.app[GRAMMAR])
-    return await _respond_derived(request, options, ref, fallback=True)
+    return await respond_derived(request, options, ref, fallback=True)
 
 
-async def _respond_derived(
+async def respond_derived(
     request: web.Request, options: Options, ref: SourceRef, *, fallback: bool = False
 ) -> web.StreamResponse:
     """parse → Options → prepare (negotiation, ETag, 304) → render → response; with
@@ -495,7 +495,7 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
 async def on_demand(request: web.Request) -> web.Response:
     """POST /{operations…} with an image body: transformed and returned, never stored."""
     config = request.app[CONFIG]
-    raw, _ = _target(request)
+    raw, _ = target(request)
     if raw.split("/", 2)[1] in RESERVED:
         raise MethodNotAllowed(f"POST is not allowed on {raw}")
     _, raw = signing.split(raw)  # writes are guarded by tokens, not signatures

@@ -64,18 +64,18 @@ def parse(path: str, query: str = "", grammar: Grammar = DEFAULT) -> tuple[Optio
         if fields.get("format", fmt) != fmt:
             raise BadRequest(f"'.{suffix}': suffix disagrees with fmt/{fields['format']}")
         fields["format"] = fmt
-    return _finish(fields, grammar), source
+    return finish(fields, grammar), source
 
 
 def parse_operations(path: str, grammar: Grammar = DEFAULT) -> Options:
     """Operations only, no source: the path of `POST /{operations…}` with the image in the body."""
     segments = path.strip("/").split("/")
     if segments == [""]:
-        return _finish({}, grammar)
+        return finish({}, grammar)
     fields, i = _parse_operations(segments, grammar)
     if i < len(segments):
         raise BadRequest(f"'{segments[i]}': not an operation (the image goes in the body)")
-    return _finish(fields, grammar)
+    return finish(fields, grammar)
 
 
 def compile_presets(definitions: Mapping[str, str], max_dimension: int) -> dict[str, dict]:
@@ -93,7 +93,7 @@ def compile_presets(definitions: Mapping[str, str], max_dimension: int) -> dict[
     return compiled
 
 
-def _finish(fields: dict[str, object], grammar: Grammar) -> Options:
+def finish(fields: dict[str, object], grammar: Grammar) -> Options:
     name = fields.pop("preset", None)
     if grammar.presets_only and (name is None or fields):
         extra = next(iter(fields), None)
@@ -183,7 +183,7 @@ def _parse_source(raw: str, query: str) -> tuple[SourceRef, str | None]:
         return _located_source(scheme[1].lower(), raw[scheme.end() :]), None
     if _ENCODED_URL_RE.match(raw):
         raw = unquote(raw)
-    return _url_source(raw, query), None
+    return url_source(raw, query), None
 
 
 def _located_source(scheme: str, rest: str) -> SourceRef:
@@ -207,10 +207,10 @@ def _decoded_source(text: str) -> SourceRef:
         raise BadRequest(f"'b64:{text}': decodes to neither an http(s) URL nor an id")
     # As a browser would send it: spaces and controls escaped, existing escapes kept.
     url, _, query = quote(decoded, safe=_URL_SAFE).partition("?")
-    return _url_source(url, query)
+    return url_source(url, query)
 
 
-def _url_source(raw: str, query: str) -> SourceRef:
+def url_source(raw: str, query: str) -> SourceRef:
     url_match = _URL_RE.match(raw)
     if not url_match:
         first = raw.split("/", 1)[0]
