@@ -34,7 +34,6 @@ GRAMMAR = [
     ("trim:top-left:30/a.com/x.jpg", "/trim/30/"),
     ("300x200/filters:stretch()/a.com/x.jpg", "/stretch/300x200/enlarge/"),
     ("stretch/300x200/a.com/x.jpg", "/stretch/300x200/enlarge/"),  # imagor's path segment
-    ("300x200/filters:no_upscale()/a.com/x.jpg", "/fill/300x200/"),
     ("fit-in/300x200/filters:upscale()/a.com/x.jpg", "/resize/300x200/enlarge/"),
     ("fit-in/300x200/filters:fill(red)/a.com/x.jpg", "/pad/300x200/bg/ff0000/"),
     ("fit-in/300x200/filters:fill(transparent)/a.com/x.jpg", "/pad/300x200/"),
@@ -75,12 +74,36 @@ def test_thumbor_paths_mean_these_native_operations(path: str, native: str) -> N
     assert parsed.image == "a.com/x.jpg"
 
 
+# What depends on the source's own size (here 512x341, landscape): computed as thumbor does.
+SIZED = [
+    ("adaptive-fit-in/200x300/a.com/x.jpg", "/resize/300x200/"),  # turned to the landscape
+    ("adaptive-fit-in/300x200/a.com/x.jpg", "/resize/300x200/"),
+    ("full-fit-in/300x300/a.com/x.jpg", "/stretch/450x300/enlarge/"),  # covers the box
+    ("adaptive-full-fit-in/200x300/a.com/x.jpg", "/stretch/300x200/enlarge/"),
+    ("origx100/a.com/x.jpg", "/fill/512x100/enlarge/"),
+    ("10x10:110x60/origx0/a.com/x.jpg", "/crop/10,10,100,50/resize/100x/enlarge/"),
+    ("1000x100/filters:no_upscale()/a.com/x.jpg", "/fill/512x100/enlarge/"),
+    ("300x200/filters:focal(100x100:200x200)/a.com/x.jpg",
+     "/fill/300x200/gravity/0.293,0.4399/enlarge/"),
+    ("-300x200/filters:focal(100x100:200x200)/a.com/x.jpg",
+     "/flop/fill/300x200/gravity/0.707,0.4399/enlarge/"),
+    ("filters:proportion(0.5)/a.com/x.jpg", "/stretch/256x170/enlarge/"),
+    ("fit-in/300x300/filters:proportion(0.5)/a.com/x.jpg", "/stretch/150x100/enlarge/"),
+    ("300x200/filters:proportion(0.5)/a.com/x.jpg", "/fill/150x100/enlarge/"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "native"), SIZED)
+def test_what_depends_on_the_source_size_is_computed_from_it(path: str, native: str) -> None:
+    with pytest.raises(thumbor.NeedsSize):
+        thumbor.parse(path)
+    options = urls.finish(thumbor.fields(thumbor.parse(path, (512, 341)), 8192), urls.DEFAULT)
+    assert urls.build(options, SourceRef("url", "SRC")) == native + "SRC"
+
+
 @pytest.mark.parametrize(
     ("path", "named"),
     [
-        ("adaptive-fit-in/300x200/a.com/x.jpg", "adaptive-fit-in"),
-        ("full-fit-in/300x200/a.com/x.jpg", "full-fit-in"),
-        ("origx200/a.com/x.jpg", "orig"),
         ("debug/300x200/a.com/x.jpg", "debug"),
         ("trim:bottom-right/a.com/x.jpg", "trim:bottom-right"),
         ("trim/10x10:50x50/a.com/x.jpg", "trim with a manual crop"),
@@ -92,14 +115,17 @@ def test_thumbor_paths_mean_these_native_operations(path: str, native: str) -> N
         ("filters:saturation(-1)/a.com/x.jpg", "saturation(-1)"),
         ("filters:round_corner(10|20,0,0,0)/a.com/x.jpg", "round_corner(10|20)"),
         ("filters:watermark(https://a.com/w.png,0,0,0)/a.com/x.jpg", "watermark("),
-        ("filters:focal(1x1:2x2)/a.com/x.jpg", "filters:focal"),
         ("filters:blur(x)/a.com/x.jpg", "blur(x)"),
+        ("trim/adaptive-fit-in/300x200/a.com/x.jpg", "trim with adaptive-fit-in"),
+        ("10x10:50x50/300x200/filters:focal(1x1:20x20)/a.com/x.jpg", "focal with a manual crop"),
+        ("filters:proportion(2)/a.com/x.jpg", "proportion(2)"),
+        ("fit-in/300x200/filters:fill(red):proportion(0.5)/a.com/x.jpg", "proportion with fill"),
         ("fit-in/30x20/filters:fill(red)/a.com/x.jpg".replace("30x20", "30x0"), "fill"),
     ],
 )
 def test_what_thumbor_names_and_progimage_cannot_do_is_refused_by_name(path, named) -> None:
     with pytest.raises(BadRequest) as caught:
-        thumbor.fields(thumbor.parse(path), 8192)
+        thumbor.fields(thumbor.parse(path, (512, 341)), 8192)
     assert named in caught.value.detail
 
 

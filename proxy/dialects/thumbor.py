@@ -15,15 +15,17 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from .. import ops
+from .. import imaging, ops
 from ..config import ThumborDialect
 from ..errors import BadRequest, Forbidden
 from ..handlers import respond_derived
-from ..keys import CONFIG, RENDERER
+from ..keys import CONFIG, POOL, RENDERER, STORE
 from ..ops import Options
 from ..urls import SourceRef
 from . import common
@@ -90,19 +92,32 @@ class Parsed:
 class _Request:
     """The parts of the URL's grammar, before translation."""
 
-    width: int = 0
-    height: int = 0
+    width: int | str = 0  # a number, or "orig"
+    height: int | str = 0
     fit_in: bool = False
+    adaptive: bool = False
+    full: bool = False
     stretch: bool = False
     hflip: bool = False
     vflip: bool = False
     align: tuple[int, int] = (0, 0)
     smart: bool = False
+    crop: tuple[int, int, int, int] | None = None  # left, top, right, bottom
     filters: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
-def parse(rest: str) -> Parsed:
-    """The part after `unsafe/` or the signature, still percent-encoded as sent.
+class NeedsSize(Exception):  # noqa: N818  (a signal, not a failure)
+    """The URL's box depends on the source's own size: parse again with `size`."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(image)
+        self.image = image
+
+
+def parse(rest: str, size: tuple[int, int] | None = None) -> Parsed:
+    """The part after `unsafe/` or the signature, still percent-encoded as sent. `size` is
+    the upright source's (width, height), needed only by `adaptive-`/`full-fit-in`, `orig`,
+    `focal`, `proportion` and `no_upscale` (NeedsSize is raised when it is missing).
 
     Raises BadRequest naming what is malformed or what ProgImage cannot do."""
     match = _URL_RE.fullmatch(rest)
@@ -111,14 +126,13 @@ def parse(rest: str) -> Parsed:
     g = match.groupdict()
     if g["debug"]:
         raise common.Unsupported(DIALECT, "debug", "it draws detector boxes")
-    if g["fit"] and g["fit"] != "fit-in":
-        raise common.Unsupported(DIALECT, g["fit"], "the box depends on the source's own size")
-    if "orig" in (g["width"], g["height"]):
-        raise common.Unsupported(DIALECT, "orig", "write the size, or leave it out (0)")
+    fit = g["fit"] or ""
     req = _Request(
-        width=int(g["width"] or 0),
-        height=int(g["height"] or 0),
-        fit_in=bool(g["fit"]),
+        width=_dimension(g["width"]),
+        height=_dimension(g["height"]),
+        fit_in=bool(fit),
+        adaptive=fit.startswith("adaptive-"),
+        full="full-" in fit,
         stretch=bool(g["stretch"]),
         hflip=bool(g["hflip"]),
         vflip=bool(g["vflip"]),
@@ -139,10 +153,15 @@ def parse(rest: str) -> Parsed:
             why = "thumbor trims first and moves the crop; choose one"
             raise common.Unsupported(DIALECT, "trim with a manual crop", why)
         left, top, right, bottom = crop
+        req.crop = (left, top, right, bottom)
         out["crop"] = f"{left},{top},{right - left},{bottom - top}"
         parsed.steps.append("crop")
-    _translate(req, parsed)
+    _translate(req, parsed, size)
     return parsed
+
+
+def _dimension(text: str | None) -> int | str:
+    return text if text == "orig" else int(text or 0)
 
 
 def _filters(text: str) -> list[tuple[str, list[str]]]:
@@ -168,11 +187,12 @@ def _trim(text: str) -> str:
     return str(max(1, tolerance))  # thumbor's 0 is an exact match: the native minimum
 
 
-def _translate(req: _Request, parsed: Parsed) -> None:
+def _translate(req: _Request, parsed: Parsed, size: tuple[int, int] | None) -> None:
     """Filters first (some change the box or the mode), then the box, flips and anchor."""
     out = parsed.operations
-    state: dict[str, object] = {"rotate": 0, "upscale": False, "no_upscale": False,
-                                "fill": None}  # fmt: skip
+    state: dict[str, Any] = {"rotate": 0, "upscale": False, "no_upscale": False,
+                             "fill": None, "focal": [], "proportion": None,
+                             "stretch": False}  # fmt: skip
     for name, args in req.filters:
         handler = _FILTERS.get(name)
         if handler is None:
@@ -184,9 +204,18 @@ def _translate(req: _Request, parsed: Parsed) -> None:
         parsed.steps.append(name)
         if name == "max_age":
             parsed.max_age = int(args[0])
-    ccw = int(state["rotate"])  # type: ignore[call-overload]
+    sized = _sized_by_source(req, state)
+    if sized and size is None:
+        raise NeedsSize(parsed.image)
+    if sized and "trim" in out:
+        raise common.Unsupported(DIALECT, f"trim with {sized}", "trim changes the size first")
+    if state["focal"] and req.crop is not None:
+        raise common.Unsupported(DIALECT, "focal with a manual crop", "choose one")
+    width, height, mode = _target(req, state, size)
+    ccw = state["rotate"]
     turned = ccw in (90, 270)
-    width, height = (req.height, req.width) if turned else (req.width, req.height)
+    if turned:
+        width, height = height, width
     hflip, vflip = (req.vflip, req.hflip) if turned else (req.hflip, req.vflip)
     if ccw:
         out["rotate"] = str((360 - ccw) % 360)
@@ -195,47 +224,150 @@ def _translate(req: _Request, parsed: Parsed) -> None:
     if vflip:
         out["flip"] = ""
     fill = state["fill"]
-    if not width and not height:
+    if mode is None:
         if fill is not None and not req.fit_in:
             _set_bg(out, fill)
         return
-    if req.fit_in:
+    parsed.steps.append("fit-in" if req.fit_in else "resize")
+    if mode == "fit":
         if fill is not None:
             if not (width and height):
-                raise common.Unsupported(DIALECT, "fill with a partial fit-in box",
-                                         "give both width and height")  # fmt: skip
+                why = "give both width and height"
+                raise common.Unsupported(DIALECT, "fill with a partial fit-in box", why)
             out["pad"] = f"{width}x{height}"
-            if fill != "transparent":
-                out["bg"] = fill  # type: ignore[assignment]
+            _set_bg(out, fill)
         else:
             out["resize"] = _box(width, height)
         if state["upscale"]:
             out["enlarge"] = ""
-        parsed.steps.append("fit-in")
         return
     if fill is not None:
         _set_bg(out, fill)
-    if width and height and (req.stretch or state.get("stretch")):
-        out["stretch"] = f"{width}x{height}"
-        parsed.steps.append("stretch")
-    elif width and height:
+    if mode == "fill":
         out["fill"] = f"{width}x{height}"
-        if req.smart:
-            out["gravity"] = "smart"
-        else:
-            # thumbor crops in the source's own frame; natively the crop comes after the
-            # rotation and flips, so the anchor goes through them too.
-            dx, dy = req.align
-            dx, dy = (-dx if req.hflip else dx), (-dy if req.vflip else dy)
-            for _ in range(((360 - ccw) % 360) // 90):
-                dx, dy = -dy, dx  # a quarter turn clockwise, y pointing down
-            out["gravity"] = _COMPASS[(dx, dy)]
-        parsed.steps.append("resize")
+        out["gravity"] = _anchor(req, state, size)
+    elif mode in ("stretch", "exact"):
+        out["stretch"] = f"{width}x{height}"
     else:
         out["resize"] = _box(width, height)
-        parsed.steps.append("resize")
-    if not state["no_upscale"]:
-        out["enlarge"] = ""  # thumbor's crop-and-resize reaches the size asked for
+    out["enlarge"] = ""  # thumbor resizes to the size it computed, up or down
+
+
+def _sized_by_source(req: _Request, state: dict[str, Any]) -> str | None:
+    """What in the URL needs the source's own size, if anything."""
+    if req.adaptive or req.full:
+        return "adaptive-fit-in" if req.adaptive else "full-fit-in"
+    if "orig" in (req.width, req.height):
+        return "orig"
+    if state["focal"]:
+        return "focal"
+    if state["proportion"] is not None:
+        return "proportion"
+    if state["no_upscale"] and not req.fit_in:
+        return "no_upscale"
+    return None
+
+
+def _target(
+    req: _Request, state: dict[str, Any], size: tuple[int, int] | None
+) -> tuple[int, int, str | None]:
+    """(width, height, mode) as thumbor computes them, in the source's own frame. Modes:
+    None (no resize), "fit" (fit-in), "fill" (crop to the box), "stretch", "exact" (a size
+    computed here, reached by stretching), "proportional" (one side given)."""
+    sw, sh = size or (0, 0)
+    cw, ch = sw, sh
+    if size is not None and req.crop is not None:
+        left, top, right, bottom = (
+            min(max(v, 0), limit) for v, limit in zip(req.crop, (sw, sh, sw, sh), strict=True)
+        )
+        if left < right and top < bottom:
+            cw, ch = right - left, bottom - top
+    width = cw if req.width == "orig" else int(req.width)
+    height = ch if req.height == "orig" else int(req.height)
+    if state["no_upscale"] and size is not None:
+        width, height = min(width, sw), min(height, sh)
+    if req.fit_in:
+        if not (width or height):
+            mode: str | None = None
+        elif req.adaptive or req.full:
+            target_w = width or round(height * cw / ch)
+            target_h = height or round(width * ch / cw)
+            if req.adaptive and ((cw < ch and target_w > target_h) or
+                                 (cw > ch and target_w < target_h)):  # fmt: skip
+                target_w, target_h = target_h, target_w
+            width, height, mode = target_w, target_h, "fit"
+            if req.full:  # the box covered, not contained: the larger scale, up or down
+                if cw / target_w <= ch / target_h:
+                    width, height = target_w, round(ch * target_w / cw + 1e-5)
+                else:
+                    width, height = round(cw * target_h / ch + 1e-5), target_h
+                mode = "exact"
+        else:
+            mode = "fit"
+    elif width and height:
+        mode = "stretch" if (req.stretch or state["stretch"]) else "fill"
+    else:
+        mode = "proportional" if (width or height) else None
+    if state["proportion"] is not None:
+        width, height, mode = _proportion(state, (cw, ch), width, height, mode)
+    return width, height, mode
+
+
+def _proportion(
+    state: dict[str, Any], source: tuple[int, int], width: int, height: int, mode: str | None
+) -> tuple[int, int, str | None]:
+    """thumbor's `proportion` scales the finished image: its size, computed, then scaled."""
+    if state["fill"] is not None or state["upscale"]:
+        what = "fill" if state["fill"] is not None else "upscale"
+        raise common.Unsupported(DIALECT, f"proportion with {what}", "choose one")
+    cw, ch = source
+    if mode is None:
+        final = (cw, ch)
+    elif mode == "proportional":
+        final = (width or round(height * cw / ch), height or round(width * ch / cw))
+    elif mode == "fit":
+        box_w, box_h = width or round(height * cw / ch), height or round(width * ch / cw)
+        if box_w >= cw and box_h >= ch:
+            final = (cw, ch)
+        elif cw / box_w >= ch / box_h:
+            final = (box_w, round(ch * box_w / cw + 1e-5))
+        else:
+            final = (round(cw * box_h / ch + 1e-5), box_h)
+    else:
+        final = (width, height)
+    share = state["proportion"]
+    scaled = (int(final[0] * share), int(final[1] * share))
+    if min(scaled) < 1:
+        return width, height, mode  # thumbor leaves an image it would scale to nothing
+    return scaled[0], scaled[1], "fill" if mode == "fill" else "exact"
+
+
+def _anchor(req: _Request, state: dict[str, Any], size: tuple[int, int] | None) -> str:
+    """The crop anchor of `WxH`. thumbor crops in the source's own frame; natively the crop
+    comes after the rotation and flips, so the anchor goes through them too."""
+    turns = ((360 - state["rotate"]) % 360) // 90  # quarter turns clockwise
+    if state["focal"] and size is not None:
+        x, y = _centre_of_mass(state["focal"])
+        fx, fy = x / size[0], y / size[1]
+        fx, fy = (1 - fx if req.hflip else fx), (1 - fy if req.vflip else fy)
+        for _ in range(turns):
+            fx, fy = 1 - fy, fx
+        return f"{min(max(fx, 0.0), 1.0):.4f},{min(max(fy, 0.0), 1.0):.4f}"
+    if req.smart:
+        return "smart"
+    dx, dy = req.align
+    dx, dy = (-dx if req.hflip else dx), (-dy if req.vflip else dy)
+    for _ in range(turns):
+        dx, dy = -dy, dx  # y points down
+    return _COMPASS[(dx, dy)]
+
+
+def _centre_of_mass(regions: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """thumbor's: each focal region's centre, weighted by its area."""
+    total = sum((r - left) * (b - top) for left, top, r, b in regions)
+    x = sum((left + (r - left) // 2) * (r - left) * (b - top) for left, top, r, b in regions)
+    y = sum((top + (b - top) // 2) * (r - left) * (b - top) for left, top, r, b in regions)
+    return x // total, y // total
 
 
 def _box(width: int, height: int) -> str:
@@ -383,6 +515,23 @@ def _set_state(key: str) -> Callable[..., None]:
     return apply
 
 
+def _focal(args: list[str], out: dict, state: dict, req: _Request) -> None:
+    match = re.fullmatch(r"(\d+)x(\d+):(\d+)x(\d+)", args[0])
+    if match is None:
+        raise ValueError(args[0])
+    left, top, right, bottom = (int(v) for v in match.groups())
+    if right > left and bottom > top:  # thumbor skips an empty region
+        state["focal"].append((left, top, right, bottom))
+
+
+def _proportion_filter(args: list[str], out: dict, state: dict, req: _Request) -> None:
+    share = _number(args[0])
+    if not 0 < share <= 1:
+        raise common.Unsupported(DIALECT, f"proportion({args[0]})",
+                                 "thumbor scales by a share from 0 to 1")  # fmt: skip
+    state["proportion"] = share
+
+
 def _max_age(args: list[str], out: dict, state: dict, req: _Request) -> None:
     if _integer(args[0]) < 0:
         raise ValueError(args[0])
@@ -410,6 +559,8 @@ _FILTERS: dict[str, Callable[..., None]] = {
     "strip_exif": lambda args, out, state, req: out.__setitem__("meta", "strip"),
     "strip_icc": lambda args, out, state, req: out.__setitem__("meta", "strip"),
     "max_age": _max_age,
+    "focal": _focal,
+    "proportion": _proportion_filter,
 }
 
 
@@ -448,7 +599,12 @@ def add_routes(router: web.UrlDispatcher, settings: ThumborDialect) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         path, _query = common.path_after(request, prefix)
         # thumbor signs the path only, so the query string names nothing here.
-        parsed = parse(check(path, settings))
+        rest = check(path, settings)
+        try:
+            parsed = parse(rest)
+        except NeedsSize as needs:
+            ref = common.source(needs.image, settings.default_scheme)
+            parsed = parse(rest, await _source_size(request, ref))
         limit = request.app[CONFIG].limits.max_output_dimension
         opts = common.options(request, fields(parsed, limit))
         ref = common.source(parsed.image, settings.default_scheme)
@@ -461,6 +617,28 @@ def add_routes(router: web.UrlDispatcher, settings: ThumborDialect) -> None:
 
     router.add_get(prefix + "/unsafe/{tail:(?s:.+)}", handle)
     router.add_get(prefix + "/{signature:[A-Za-z0-9_=%-]{27,30}}/{tail:(?s:.+)}", handle)
+
+
+async def _source_size(request: web.Request, ref: SourceRef) -> tuple[int, int]:
+    """The upright size of the original, from its record or its header (the fetch lands in
+    the source cache, so the render that follows does not fetch again)."""
+    if ref.is_stored:
+        record = await request.app[STORE].record(ref.value)
+        return record.width, record.height
+    original = await request.app[RENDERER].source_for(ref).fetch(ref)
+    config = request.app[CONFIG]
+    return await request.app[POOL].run(
+        _upright_size,
+        original.data,
+        allow_svg=config.sources.allow_svg,
+        max_pixels=config.limits.max_pixels,
+    )
+
+
+def _upright_size(data: bytes | Path, *, allow_svg: bool, max_pixels: int) -> tuple[int, int]:
+    header, _ = imaging.read_header(imaging.loadable(data), allow_svg=allow_svg,
+                                    max_pixels=max_pixels)  # fmt: skip
+    return header.width, header.height
 
 
 async def _meta(
