@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from dialects.imgproxy_cases import (
     DEFAULT_PRESET,
+    ONLY_PRESETS,
     PARSING,
     PRESETS,
     REFUSED,
@@ -41,13 +42,17 @@ def changed(options) -> dict[str, object]:
 
 @pytest.mark.parametrize(("origin", "path", "expected"), PARSING, ids=[r[0] for r in PARSING])
 def test_imgproxy_cases_parse_into_native_options(origin, path, expected) -> None:
+    check(origin, path, expected, GRAMMAR)
+
+
+def check(origin: str, path: str, expected, grammar: urls.Grammar) -> None:
     if isinstance(expected, tuple) and expected[0] == REFUSED:
         with pytest.raises(BadRequest) as caught:
-            imgproxy.parse(path, SETTINGS, GRAMMAR)
+            imgproxy.parse(path, SETTINGS, grammar)
         for word in expected[1:]:
             assert word in caught.value.detail, (origin, caught.value.detail)
         return
-    options, ref = imgproxy.parse(path, SETTINGS, GRAMMAR)
+    options, ref = imgproxy.parse(path, SETTINGS, grammar)
     want = dict(expected)
     assert ref.value == want.pop("source"), origin
     assert changed(options) == want, origin
@@ -67,12 +72,11 @@ def test_a_later_option_refines_a_preset_and_an_unknown_preset_is_named() -> Non
         imgproxy.parse("/pr:nope/plain/http://a.example/x.jpg", SETTINGS, GRAMMAR)
 
 
-def test_presets_only_serves_one_preset_and_nothing_else() -> None:
+@pytest.mark.parametrize(("origin", "path", "expected"), ONLY_PRESETS,
+                         ids=[r[0] for r in ONLY_PRESETS])  # fmt: skip
+def test_presets_only_reads_imgproxy_presets_only_urls(origin, path, expected) -> None:
     grammar = urls.Grammar(presets=GRAMMAR.presets, presets_only=True)
-    options, _ = imgproxy.parse("/pr:test1/plain/http://a.example/x.jpg", SETTINGS, grammar)
-    assert options.fit == ops.fit("fill", 120, 80)
-    with pytest.raises(BadRequest, match="presets only"):
-        imgproxy.parse("/pr:test1/q:50/plain/http://a.example/x.jpg", SETTINGS, grammar)
+    check(origin, path, expected, grammar)
 
 
 def test_watermark_needs_the_configured_image() -> None:

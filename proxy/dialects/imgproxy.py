@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -192,6 +193,8 @@ class Parser:
         parts = path.lstrip("/").split("/")
         if parts[0] in RESIZING_TYPES:
             raise unsupported(parts[0], "imgproxy's deprecated basic URL format")
+        if self.grammar.presets_only:
+            return self._presets_only(parts)
         options: list[tuple[str, list[str]]] = []
         i = 0
         while i < len(parts) and ":" in parts[i]:
@@ -200,10 +203,6 @@ class Parser:
             i += 1
         raw_url, extension = _source_text(parts[i:])
         ref = source(raw_url, self.settings.default_scheme)
-        if self.grammar.presets_only and len(options) == 1 and options[0][0] in ("preset", "pr"):
-            names = options[0][1]
-            if len(names) == 1 and extension is None:
-                return urls.finish({"preset": names[0]}, self.grammar), ref
         if "default" in self.grammar.presets:  # as imgproxy, the `default` preset comes first
             self.preset("preset", ["default"])
         for name, args in options:
@@ -211,6 +210,22 @@ class Parser:
         if extension:  # imgproxy's extension overrides any format option
             self.apply("format", [extension])
         return urls.finish(self.fields(ref), self.grammar), ref
+
+    def _presets_only(self, parts: list[str]) -> tuple[Options, SourceRef]:
+        """`presets.only` read as imgproxy's IMGPROXY_ONLY_PRESETS: the first segment is a
+        list of presets and nothing else may be asked for, but the extension (a handful of
+        formats, as imgproxy allows)."""
+        names = unquote(parts[0]).split(":")
+        raw_url, extension = _source_text(parts[1:])
+        ref = source(raw_url, self.settings.default_scheme)
+        if "default" in self.grammar.presets:
+            self.preset("preset", ["default"])
+        self.preset("preset", names)
+        if extension:
+            self.apply("format", [extension])
+        # Only presets were named, so the native presets-only check has nothing left to do.
+        grammar = dataclasses.replace(self.grammar, presets_only=False)
+        return urls.finish(self.fields(ref), grammar), ref
 
     # --- options, by imgproxy's names
 

@@ -144,8 +144,8 @@ PARSING = [
     # Parsed; the native path answers 403 once the time has passed (tested over HTTP).
     (f"{TESTS} TestParseExpiresExpired", f"/exp:1609448400/plain/{LOREM}",
      {"expires": 1609448400, "source": LOREM}),
-    # imgproxy's presets-only form (presets where the options go) is not read: `pr:` is.
-    (f"{TESTS} TestParsePathOnlyPresets", f"/test1:test2/plain/{LOREM}@png",
+    # Without presets.only, a presets-only URL names options that do not exist.
+    (f"{TESTS} TestParsePathOnlyPresets (without presets.only)", f"/test1:test2/plain/{LOREM}@png",
      (REFUSED, "test1", "not an imgproxy option")),
     (f"{TESTS} TestParseAllowedOptions", f"/w:100/h:200/{b64(LOREM_QUERY)}.png",
      {"fit": Fit("resize", 100, 200), "format": "png", "source": LOREM_QUERY}),
@@ -276,6 +276,22 @@ PARSING = [
      f"/fill/300/400/sm/0/{b64(CURIOSITY)}.png", (REFUSED, "fill", "basic URL")),
     (f"{PARSER} applyURLOption (an unknown option)", f"/frobnicate:1/plain/{LOREM}",
      (REFUSED, "frobnicate", "not an imgproxy option")),
+]  # fmt: skip
+
+# Parsed with presets.only set (imgproxy's IMGPROXY_ONLY_PRESETS).
+ONLY_PRESETS = [
+    (f"{TESTS} TestParsePathOnlyPresets", f"/test1:test2/plain/{LOREM}@png",
+     {"fit": Fit("fill", 120, 80), "blur": 0.5, "quality": 50, "format": "png",
+      "source": LOREM}),
+    (f"{TESTS} TestParseBase64URLOnlyPresets", f"/test1:test2/{b64(LOREM_QUERY)}.png",
+     {"fit": Fit("fill", 120, 80), "blur": 0.5, "quality": 50, "format": "png",
+      "source": LOREM_QUERY}),
+    (f"{DOCS}:docs/usage/presets.mdx:34", f"/thumbnail:blurry:watermarked/plain/{CURIOSITY}@png",
+     (REFUSED, "preset:thumbnail", "no such preset")),
+    (f"{TESTS} TestParsePathOnlyPresets (an option where presets go)",
+     f"/w:100/plain/{LOREM}", (REFUSED, "preset:w", "no such preset")),
+    (f"{TESTS} TestParsePathOnlyPresets (one preset)", f"/test1/plain/{LOREM}",
+     {"fit": Fit("fill", 120, 80), "source": LOREM}),
 ]  # fmt: skip
 
 # (origin, key hex, salt hex, path after the signature, signature)
