@@ -14,6 +14,7 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from ..urls import ID_RE, Grammar, SourceRef
 from . import common
 
 DIALECT = "imgproxy"
-INSECURE = frozenset({"insecure", "_"})
 # At the root only paths imgproxy's grammar can claim are taken: a full-length signature
 # (43 characters of base64url, a SHA-256), `insecure` or `_`; everything else stays native.
 ROOT_SIGNATURE = r"insecure|_|[A-Za-z0-9_-]{43}"
@@ -48,7 +48,6 @@ ANCHOR_XY = {
 }  # fmt: skip
 RESIZING_TYPES = ("fit", "fill", "fill-down", "force", "auto")
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _INT_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
 _FLOAT_RE = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _HEX_RE = re.compile(r"^([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -146,7 +145,11 @@ def _int(label: str, text: str, low: int | None = 0) -> int:
 
 
 def _float(label: str, text: str, low: float | None = 0.0) -> float:
-    if not _FLOAT_RE.match(text) or (low is not None and float(text) < low):
+    if (
+        not _FLOAT_RE.match(text)
+        or not math.isfinite(float(text))
+        or (low is not None and float(text) < low)
+    ):
         expected = "a number" if low is None else f"a number >= {number_text(low)}"
         raise BadRequest(f"'{label}:{text}': expected {expected}")
     return float(text)
@@ -286,7 +289,7 @@ class Parser:
         low, high = ops.DPR_RANGE
         if not low <= value <= high:
             raise unsupported(f"{name}:{args[0]}", f"dpr runs from {low:g} to {high:g} here")
-        self.state.dpr = value
+        self.state.dpr = round(value, 6)
 
     def gravity(self, name: str, args: list[str]) -> None:
         self.state.gravity = _gravity(name, args, smart=True)
@@ -368,7 +371,8 @@ class Parser:
                 f"{name}:{args[0]}",
                 f"{field_name} runs from {number_text(arg.low)} to {number_text(arg.high)} here",
             )
-        self.state.fields[field_name] = value
+        # Six decimals, as native arguments are written: a smaller difference is invisible.
+        self.state.fields[field_name] = round(value, 6) if isinstance(value, float) else value
 
     def blur(self, name: str, args: list[str]) -> None:
         _max_args(name, args, 1)
