@@ -244,6 +244,7 @@ async def test_expired_is_403_and_refusals_are_400_naming_the_option(served) -> 
         await client.get(f"/imgproxy/_/g:so:10:0/rs:fill:9:9/plain/{photo}"), 400, "g:so:10:0"
     )
     await _problem(await client.get(f"/imgproxy/_/f:bmp/plain/{photo}"), 400, "f:bmp")
+    await _problem(await client.get(f"/imgproxy/info/_/plain/{photo}"), 400, "'info'")
 
 
 async def test_a_remote_source_from_a_local_origin(app_client, aiohttp_server) -> None:

@@ -753,6 +753,8 @@ def add_routes(router: web.UrlDispatcher, settings: ImgproxyDialect) -> None:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path, _ = common.path_after(request, prefix)
+        if path.startswith("/info/"):  # no signature is spelled `info`: it is the endpoint
+            raise unsupported("info", "imgproxy's info endpoint; GET /info/{source} answers")
         signed = verify(path, settings)
         options, ref = parse(signed, settings, request.app[GRAMMAR])
         return await common.respond(request, options, ref)
