@@ -7,16 +7,20 @@ import base64
 import hashlib
 import random
 import time
+from collections import Counter
 
 import pytest
 from aiohttp import web
 from dialects.imgproxy_cases import (
     DEFAULT_PRESET,
+    DIFFERS,
     ONLY_PRESETS,
     PARSING,
     PRESETS,
     REFUSED,
+    SAME,
     SIGNATURES,
+    SIZES,
     WATERMARK,
     b64,
 )
@@ -200,6 +204,35 @@ async def test_renders_have_imgproxy_sizes_and_formats(served, path, size, fmt) 
     assert response.content_type == ops.MIME_TYPES[fmt]
     image = decode(await response.read())
     assert (image.width, image.height) == size
+
+
+@pytest.fixture
+async def geometry(app_client):
+    """imgproxy's processing tests resize a 200×100 image; any 200×100 image will do."""
+    client = await app_client(dialects={"imgproxy": {"enabled": True}})
+    return client, await _store(client, gradient(200, 100).pngsave_buffer())
+
+
+async def test_imgproxy_processing_tests_result_sizes(geometry) -> None:
+    """Every row of imgproxy's resize tables rendered: imgproxy's size, the documented
+    difference, or a refusal naming the option; each outcome is checked, none skipped."""
+    client, image = geometry
+    outcomes = Counter()
+    for origin, rt, enlarge, extend, w, h, imgproxy_size, outcome in SIZES:
+        options = f"rs:{rt}:{w}:{h}" + ("/el:1" if enlarge else "") + ("/ex:1" if extend else "")
+        response = await client.get(f"/imgproxy/_/{options}/plain/{image}@png")
+        if outcome == REFUSED:
+            await _problem(response, 400, "extend")
+        else:
+            assert response.status == 200, (origin, await response.text())
+            result = decode(await response.read())
+            want = imgproxy_size if outcome == SAME else outcome
+            assert (result.width, result.height) == want, origin
+            if outcome != SAME:  # only ever the difference the README names
+                assert rt == "fill" and not enlarge, origin
+                assert w > 200 or h > 100, origin
+        outcomes[outcome if outcome in (SAME, REFUSED) else DIFFERS] += 1
+    assert outcomes == {SAME: 63, REFUSED: 28, DIFFERS: 3}
 
 
 async def test_the_same_image_has_the_native_etag(served) -> None:

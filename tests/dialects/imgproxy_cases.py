@@ -302,3 +302,88 @@ SIGNATURES = [
      "/rs:fill:300:400:0/g:sm/aHR0cDovL2V4YW1w/bGUuY29tL2ltYWdl/cy9jdXJpb3NpdHku/anBn.png",
      "oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8"),
 ]  # fmt: skip
+
+# imgproxy's own result sizes: processing/processing_test.go resizes its 200×100
+# testdata/geometry.png with `resize:{type}:{w}:{h}` (+ `enlarge:1`, `extend:1`). Each row:
+# (origin, type, enlarge, extend, width, height, imgproxy's size, ProgImage's outcome), the
+# outcome SAME, REFUSED, or the size ProgImage gives where it differs (see DIFFERS).
+PROCESSING_TESTS = f"{IMGPROXY}:processing/processing_test.go"
+SAME = "same"
+# Not enlarged, imgproxy's `fill` crops to the box clipped to the image; native `fill` keeps the
+# box's aspect ratio (imgproxy's own `fill-down`). The README lists this difference.
+DIFFERS = "fill not enlarged, source smaller than the box"
+
+
+def _table(test: str, rt: str, enlarge: bool, extend: bool, rows) -> list[tuple]:
+    return [
+        (f"{PROCESSING_TESTS} {test} {w}x{h}", rt, enlarge, extend, w, h, size, outcome)
+        for w, h, size, outcome in rows
+    ]
+
+
+SIZES = [
+    *_table("TestResizeToFit", "fit", False, False, [
+        (50, 50, (50, 25), SAME), (50, 20, (40, 20), SAME), (20, 50, (20, 10), SAME),
+        (300, 300, (200, 100), SAME), (300, 50, (100, 50), SAME), (100, 300, (100, 50), SAME),
+        (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME), (0, 200, (200, 100), SAME),
+        (300, 0, (200, 100), SAME),
+    ]),
+    *_table("TestResizeToFitEnlarge", "fit", True, False, [
+        (50, 50, (50, 25), SAME), (50, 20, (40, 20), SAME), (20, 50, (20, 10), SAME),
+        (300, 300, (300, 150), SAME), (300, 125, (250, 125), SAME),
+        (250, 300, (250, 125), SAME), (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME),
+        (0, 200, (400, 200), SAME), (300, 0, (300, 150), SAME),
+    ]),
+    *_table("TestResizeToFitExtend", "fit", False, True, [
+        (50, 50, (50, 50), SAME), (50, 20, (50, 20), SAME), (20, 50, (20, 50), SAME),
+        (300, 300, (300, 300), SAME), (300, 125, (300, 125), SAME),
+        (250, 300, (250, 300), SAME),
+        # extend with a side of 0 grows only the other side: native pad needs both
+        (0, 50, (100, 50), REFUSED), (50, 0, (50, 25), REFUSED), (0, 200, (200, 200), REFUSED),
+        (300, 0, (300, 100), REFUSED),
+    ]),
+    *_table("TestResizeToFill", "fill", False, False, [
+        (50, 50, (50, 50), SAME), (50, 20, (50, 20), SAME), (20, 50, (20, 50), SAME),
+        (300, 300, (200, 100), (100, 100)), (300, 50, (200, 50), (200, 33)),
+        (100, 300, (100, 100), (33, 100)),
+        (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME), (0, 200, (200, 100), SAME),
+        (300, 0, (200, 100), SAME),
+    ]),
+    *_table("TestResizeToFillEnlarge", "fill", True, False, [
+        (50, 50, (50, 50), SAME), (50, 20, (50, 20), SAME), (20, 50, (20, 50), SAME),
+        (300, 300, (300, 300), SAME), (300, 125, (300, 125), SAME),
+        (250, 300, (250, 300), SAME), (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME),
+        (0, 200, (400, 200), SAME), (300, 0, (300, 150), SAME),
+    ]),
+    # fill + extend, not enlarged: refused (native pad extends only what fit inside)
+    *_table("TestResizeToFillExtend", "fill", False, True, [
+        (50, 50, (50, 50), REFUSED), (50, 20, (50, 20), REFUSED), (20, 50, (20, 50), REFUSED),
+        (300, 300, (300, 300), REFUSED), (300, 125, (300, 125), REFUSED),
+        (250, 300, (250, 300), REFUSED), (300, 50, (300, 50), REFUSED),
+        (100, 300, (100, 300), REFUSED), (0, 50, (100, 50), REFUSED),
+        (50, 0, (50, 25), REFUSED), (0, 200, (200, 200), REFUSED),
+        (300, 0, (300, 100), REFUSED),
+    ]),
+    *_table("TestResizeToFillDown", "fill-down", False, False, [
+        (50, 50, (50, 50), SAME), (50, 20, (50, 20), SAME), (20, 50, (20, 50), SAME),
+        (300, 300, (100, 100), SAME), (300, 125, (200, 83), SAME), (250, 300, (83, 100), SAME),
+        (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME), (0, 200, (200, 100), SAME),
+        (300, 0, (200, 100), SAME),
+    ]),
+    *_table("TestResizeToFillDownEnlarge", "fill-down", True, False, [
+        (50, 50, (50, 50), SAME), (50, 20, (50, 20), SAME), (20, 50, (20, 50), SAME),
+        (300, 300, (300, 300), SAME), (300, 125, (300, 125), SAME),
+        (250, 300, (250, 300), SAME), (0, 50, (100, 50), SAME), (50, 0, (50, 25), SAME),
+        (0, 200, (400, 200), SAME), (300, 0, (300, 150), SAME),
+    ]),
+    *_table("TestResizeToFillDownExtend", "fill-down", False, True, [
+        (50, 50, (50, 50), REFUSED), (50, 20, (50, 20), REFUSED), (20, 50, (20, 50), REFUSED),
+        (300, 300, (300, 300), REFUSED), (300, 125, (300, 125), REFUSED),
+        (250, 300, (250, 300), REFUSED), (300, 50, (300, 50), REFUSED),
+        (100, 300, (100, 300), REFUSED), (0, 50, (100, 50), REFUSED),
+        (50, 0, (50, 25), REFUSED), (0, 200, (200, 200), REFUSED),
+        (300, 0, (300, 100), REFUSED),
+    ]),
+]  # fmt: skip
+# Not ported: the ExtendAR tables and TestResultSizeLimit need `extend_aspect_ratio` and
+# `max_result_dimension`, which the dialect refuses by name (rows in PARSING above).
