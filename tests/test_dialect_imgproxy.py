@@ -242,6 +242,13 @@ async def test_the_same_image_has_the_native_etag(served) -> None:
     assert dialect.status == native.status == 200
     assert dialect.headers["ETag"] == native.headers["ETag"]
     assert await dialect.read() == await native.read()
+    again = await client.get(
+        f"/imgproxy/_/rs:fill:100:100/g:nowe/plain/{photo}@png",
+        headers={"If-None-Match": native.headers["ETag"]},
+    )
+    assert again.status == 304
+    head = await client.head(f"/imgproxy/_/rs:fill:100:100/g:nowe/plain/{photo}@png")
+    assert head.status == 200 and head.headers["ETag"] == native.headers["ETag"]
 
 
 async def test_pixels_follow_imgproxy_gravity_flip_and_background(served) -> None:
