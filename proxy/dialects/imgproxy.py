@@ -155,11 +155,11 @@ def _float(label: str, text: str, low: float | None = 0.0) -> float:
     return float(text)
 
 
-def _gravity(label: str, args: list[str], *, smart: bool, focus: bool = True) -> Gravity:
+def _gravity(label: str, args: list[str], *, smart: bool) -> Gravity:
     """A gravity and its offsets. Offsets other than 0 move the crop by pixels or fractions
     from the anchor, which native gravities cannot say."""
     kind = args[0]
-    allowed = [*GRAVITIES, *(["sm"] if smart else []), *(["fp"] if focus else [])]
+    allowed = [*GRAVITIES, *(["sm"] if smart else []), "fp"]
     text = f"{label}:{':'.join(args)}"
     if kind not in allowed:
         raise BadRequest(f"'{text}': gravity must be one of {', '.join(allowed)}")
