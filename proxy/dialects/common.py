@@ -6,14 +6,15 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from .. import urls
+from .. import imaging, urls
 from ..errors import BadRequest, Forbidden
 from ..handlers import respond_derived, target
-from ..keys import GRAMMAR
+from ..keys import CONFIG, GRAMMAR, POOL, RENDERER, STORE
 from ..ops import Options
 from ..urls import ID_RE, SourceRef
 
@@ -67,3 +68,25 @@ def check_mac(expected: str, given: str, dialect: str) -> None:
     """Constant-time comparison; a wrong or missing signature is 403 as in the native URLs."""
     if not given or not hmac.compare_digest(expected.encode(), given.encode()):
         raise Forbidden(f"{dialect} signature does not match")
+
+
+async def source_size(request: web.Request, ref: SourceRef) -> tuple[int, int]:
+    """The upright size of the original, from its record or its header (the fetch lands in
+    the source cache, so the render that follows does not fetch again)."""
+    if ref.is_stored:
+        record = await request.app[STORE].record(ref.value)
+        return record.width, record.height
+    original = await request.app[RENDERER].source_for(ref).fetch(ref)
+    config = request.app[CONFIG]
+    return await request.app[POOL].run(
+        _upright_size,
+        original.data,
+        allow_svg=config.sources.allow_svg,
+        max_pixels=config.limits.max_pixels,
+    )
+
+
+def _upright_size(data: bytes | Path, *, allow_svg: bool, max_pixels: int) -> tuple[int, int]:
+    header, _ = imaging.read_header(imaging.loadable(data), allow_svg=allow_svg,
+                                    max_pixels=max_pixels)  # fmt: skip
+    return header.width, header.height

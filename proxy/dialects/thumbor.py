@@ -15,17 +15,16 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from .. import imaging, ops
+from .. import ops
 from ..config import ThumborDialect
 from ..errors import BadRequest, Forbidden
 from ..handlers import respond_derived
-from ..keys import CONFIG, POOL, RENDERER, STORE
+from ..keys import CONFIG, RENDERER
 from ..ops import Options
 from ..urls import SourceRef
 from . import common
@@ -604,7 +603,7 @@ def add_routes(router: web.UrlDispatcher, settings: ThumborDialect) -> None:
             parsed = parse(rest)
         except NeedsSize as needs:
             ref = common.source(needs.image, settings.default_scheme)
-            parsed = parse(rest, await _source_size(request, ref))
+            parsed = parse(rest, await common.source_size(request, ref))
         limit = request.app[CONFIG].limits.max_output_dimension
         opts = common.options(request, fields(parsed, limit))
         ref = common.source(parsed.image, settings.default_scheme)
@@ -617,28 +616,6 @@ def add_routes(router: web.UrlDispatcher, settings: ThumborDialect) -> None:
 
     router.add_get(prefix + "/unsafe/{tail:(?s:.+)}", handle)
     router.add_get(prefix + "/{signature:[A-Za-z0-9_=%-]{27,30}}/{tail:(?s:.+)}", handle)
-
-
-async def _source_size(request: web.Request, ref: SourceRef) -> tuple[int, int]:
-    """The upright size of the original, from its record or its header (the fetch lands in
-    the source cache, so the render that follows does not fetch again)."""
-    if ref.is_stored:
-        record = await request.app[STORE].record(ref.value)
-        return record.width, record.height
-    original = await request.app[RENDERER].source_for(ref).fetch(ref)
-    config = request.app[CONFIG]
-    return await request.app[POOL].run(
-        _upright_size,
-        original.data,
-        allow_svg=config.sources.allow_svg,
-        max_pixels=config.limits.max_pixels,
-    )
-
-
-def _upright_size(data: bytes | Path, *, allow_svg: bool, max_pixels: int) -> tuple[int, int]:
-    header, _ = imaging.read_header(imaging.loadable(data), allow_svg=allow_svg,
-                                    max_pixels=max_pixels)  # fmt: skip
-    return header.width, header.height
 
 
 async def _meta(
