@@ -185,9 +185,12 @@ def _gravity(label: str, args: list[str], *, smart: bool) -> Gravity:
 class Parser:
     """One imgproxy path into native fields and a source, against one server's grammar."""
 
-    def __init__(self, settings: ImgproxyDialect, grammar: Grammar) -> None:
+    def __init__(
+        self, settings: ImgproxyDialect, grammar: Grammar, size: tuple[int, int] | None = None
+    ) -> None:
         self.settings = settings
         self.grammar = grammar
+        self.source_size = size  # the upright source's, when the geometry depends on it
         self.state = State()
         self.presets_used: list[str] = []
 
@@ -212,7 +215,14 @@ class Parser:
             self.apply(name, args)
         if extension:  # imgproxy's extension overrides any format option
             self.apply("format", [extension])
-        return urls.finish(self.fields(ref), self.grammar), ref
+        return urls.finish(self._fields_of(ref), self.grammar), ref
+
+    def _fields_of(self, ref: SourceRef) -> dict[str, object]:
+        try:
+            return self.fields(ref)
+        except NeedsSize as needs:
+            needs.ref = ref
+            raise
 
     def _presets_only(self, parts: list[str]) -> tuple[Options, SourceRef]:
         """`presets.only` read as imgproxy's IMGPROXY_ONLY_PRESETS: the first segment is a
@@ -228,7 +238,7 @@ class Parser:
             self.apply("format", [extension])
         # Only presets were named, so the native presets-only check has nothing left to do.
         grammar = dataclasses.replace(self.grammar, presets_only=False)
-        return urls.finish(self.fields(ref), grammar), ref
+        return urls.finish(self._fields_of(ref), grammar), ref
 
     # --- options, by imgproxy's names
 
@@ -523,27 +533,18 @@ class Parser:
     def fields(self, ref: SourceRef) -> dict[str, object]:
         s = self.state
         fields = dict(s.fields)
-        fit, gravity = self._fit()
-        if fit is not None:
-            fields["fit"] = fit
-            if gravity is not None:
-                fields["gravity"] = gravity
-            if s.enlarge:
-                fields["enlarge"] = True
-        if s.dpr != 1.0:
-            fields["dpr"] = s.dpr
+        if s.crop is not None:  # the URL's own crop replaces a preset's
+            fields.pop("crop", None)
+        try:
+            fields.update(self._geometry())
+        except NeedsSize:
+            if self.source_size is None:
+                raise
+            fields.update(self._sized(self.source_size))
         if any(s.padding):
             if s.dpr != 1.0:
                 raise unsupported("padding", "with a dpr: imgproxy scales the padding by it")
             fields["padding"] = self._native("padding", ",".join(map(str, s.padding)), "padding")
-        if s.crop is not None:
-            if s.rotate or s.flip_h or s.flip_v:
-                raise unsupported("crop", "with rotate or flip: imgproxy crops the turned image")
-            region = self._region(*s.crop)
-            if region is None:
-                fields.pop("crop", None)
-            else:
-                fields["crop"] = region
         for key, value in (("rotate", s.rotate), ("flop", s.flip_h), ("flip", s.flip_v)):
             if value:
                 fields[key] = value
@@ -556,33 +557,111 @@ class Parser:
             raise unsupported("filename", "a file name without return_attachment:1")
         return fields
 
+    def _geometry(self) -> dict[str, object]:
+        """crop, resize and extend as native fields, where that needs no knowledge of the
+        source; NeedsSize where imgproxy's result depends on the source's size."""
+        s = self.state
+        fields: dict[str, object] = {}
+        if s.crop is not None:
+            self._check_crop()
+            region = self._region(*s.crop)
+            if region is not None:
+                fields["crop"] = region
+        fit, gravity = self._fit()
+        if fit is not None:
+            fields["fit"] = fit
+            if gravity is not None:
+                fields["gravity"] = gravity
+            if s.enlarge:
+                fields["enlarge"] = True
+        if s.dpr != 1.0:
+            fields["dpr"] = s.dpr
+        return fields
+
+    def _check_crop(self) -> None:
+        s = self.state
+        if s.rotate or s.flip_h or s.flip_v:
+            raise unsupported("crop", "with rotate or flip: imgproxy crops the turned image")
+        if (s.crop[2] or s.gravity) == "smart":
+            raise unsupported("crop gravity sm", "a smart crop region")
+
     def _fit(self) -> tuple[Fit | None, Gravity | None]:
         s = self.state
         w, h, rt = s.width, s.height, s.resizing
         if not w and not h:
             return None, None
-        if (not w or not h) and rt != "force":
-            if s.extend:
-                raise unsupported("extend", "with width or height 0: pad needs both")
+        if (not w or not h) and rt != "force" and not s.extend:
             # One side given: every resizing type scales to it, none crops.
             return self._box("resize", w, h), None
-        if rt == "auto":
-            raise unsupported(
-                "resizing_type:auto", "it picks fill or fit from the source's orientation"
-            )
-        if rt == "fit":
+        if rt == "fit" and w and h:
             if s.extend:
                 return self._box("pad", w, h), self._placement(s.extend_gravity)
             return self._box("resize", w, h), None
-        if rt == "force" and (not w or not h):
-            raise unsupported("resizing_type:force", "with width or height 0")
-        if s.extend and not s.enlarge:
-            # Not enlarged, a fill or force result can fall short of the box on one side
-            # only; native pad extends only what fit inside.
-            raise unsupported("extend", f"with resizing_type {rt} unless enlarge:1")
-        if rt == "force":
-            return self._box("stretch", w, h), None
-        return self._box("fill", w, h), s.gravity
+        if rt == "fill-down" and not s.extend:
+            return self._box("fill", w, h), s.gravity  # native fill keeps the aspect too
+        if s.enlarge and w and h and rt in ("fill", "force"):
+            # Enlarged, fill and force always reach the box: nothing is left to extend.
+            return self._box("stretch" if rt == "force" else "fill", w, h), s.gravity
+        # fill and force not enlarged, auto, extend with a side of 0: the source decides.
+        raise NeedsSize
+
+    # --- with the source's size: imgproxy's own arithmetic
+
+    def _sized(self, size: tuple[int, int]) -> dict[str, object]:
+        """imgproxy's geometry (processing/prepare.go) computed for this source, said in
+        native terms: a pixel crop region, then fill, stretch or pad to the exact size."""
+        s = self.state
+        width, height = size if s.rotate % 180 == 0 else size[::-1]
+        fields: dict[str, object] = {}
+        x = y = 0
+        sw, sh = width, height
+        if s.crop is not None:
+            self._check_crop()
+            cw, ch, gravity = s.crop
+            sw = min(_crop_size(width, cw) or width, width)
+            sh = min(_crop_size(height, ch) or height, height)
+            x, y = _position(width, height, sw, sh, gravity or s.gravity or "centre")
+        if not s.width and not s.height:
+            return self._region_field(x, y, sw, sh, width, height)
+        rt, wscale, hscale, target, result = _imgproxy_scale(s, sw, sh)
+        canvas = (max(result[0], target[0]), max(result[1], target[1])) if s.extend else result
+        if canvas == result:
+            fields.update(self._region_field(x, y, sw, sh, width, height))
+            mode = "fill" if wscale == hscale else "stretch"
+            fields["fit"] = self._box(mode, *result)
+            if mode == "fill" and rt in ("fill", "fill-down") and s.gravity is not None:
+                fields["gravity"] = s.gravity
+            if result[0] > sw or result[1] > sh:
+                fields["enlarge"] = True
+            return fields
+        if rt == "fit" and all(target):
+            fields.update(self._region_field(x, y, sw, sh, width, height))
+            fields["fit"] = self._box("pad", *target)
+        elif wscale == hscale == 1.0:
+            # Not scaled: the result is a crop of the source, placed on the canvas.
+            gravity = s.gravity or "centre"
+            if gravity == "smart" and result != (sw, sh):
+                raise unsupported("extend", "with gravity sm: a smart crop, then extended")
+            dx, dy = _position(sw, sh, *result, gravity)
+            fields.update(self._region_field(x + dx, y + dy, *result, width, height))
+            fields["fit"] = self._box("pad", *canvas)
+        else:
+            raise unsupported("extend", f"with resizing_type {rt} scaling each side apart")
+        if s.enlarge:
+            fields["enlarge"] = True
+        placement = self._placement(s.extend_gravity)
+        if placement is not None:
+            fields["gravity"] = placement
+        return fields
+
+    def _region_field(self, x: int, y: int, w: int, h: int, width: int, height: int) -> dict:
+        if (x, y, w, h) == (0, 0, width, height):
+            return {}
+        try:
+            region = ops.FIELDS["crop"].arg.parse(f"{x},{y},{w},{h}", self.grammar.max_dimension)
+        except ValueError as exc:
+            raise BadRequest(f"'crop': {exc}") from None
+        return {"crop": region}
 
     def _box(self, mode: str, w: int, h: int) -> Fit:
         text = f"{w or ''}x{h or ''}"
@@ -600,8 +679,6 @@ class Parser:
         """imgproxy's crop (a size, pixels or a fraction, at a gravity) as the native
         region x,y,w,h, per axis, where the native units can say it."""
         gravity = gravity or self.state.gravity or "centre"
-        if gravity == "smart":
-            raise unsupported("crop gravity sm", "a smart crop region")
         axes = []
         for size, index in ((width, 0), (height, 1)):
             # As imgproxy: 0 is the whole side, 1 or more whole pixels, less a fraction.
@@ -619,10 +696,8 @@ class Parser:
                 axes.append((round(start, 6), round(extent, 6)))
             elif anchor == 0.0:
                 axes.append((0, extent))
-            else:
-                label = f"crop:{number_text(width)}:{number_text(height)}"
-                raise unsupported(label, "a crop in pixels placed other than top-left needs "
-                                  "the source's size; use fractions or gravity nowe")  # fmt: skip
+            else:  # pixels placed from the far edge or the centre: where depends on the size
+                raise NeedsSize
         (x, w), (y, h) = axes
         if (x, y, w, h) == (0.0, 0.0, 1.0, 1.0):
             return None
@@ -652,6 +727,88 @@ class Parser:
             return ops.FIELDS["download"].arg.parse(name, 0)
         except ValueError as exc:
             raise unsupported(f"filename:{name}", str(exc)) from None
+
+
+class NeedsSize(Exception):  # noqa: N818  (a signal, not a failure)
+    """The URL's geometry depends on the source's size: parse again with it. `ref` names
+    the source whose size is needed."""
+
+    ref: SourceRef | None = None
+
+
+def _round(value: float) -> int:
+    """Go's math.Round, which imgproxy uses: halves away from zero."""
+    return int(math.floor(value + 0.5))
+
+
+def _scale(value: int, factor: float) -> int:
+    return 0 if value == 0 else _round(value * factor)
+
+
+def _crop_size(side: int, crop: float) -> int:
+    """imgproxy's CalcCropSize: 0 is none, 1 or more pixels, less a fraction of the side."""
+    if crop == 0:
+        return 0
+    return int(crop) if crop >= 1 else max(1, _scale(side, crop))
+
+
+def _position(width: int, height: int, inner_w: int, inner_h: int, gravity: Gravity):
+    """imgproxy's calcPosition (no offsets, no overflow): where an inner box sits."""
+    if isinstance(gravity, tuple):
+        left = round(width * gravity[0]) - inner_w // 2
+        top = round(height * gravity[1]) - inner_h // 2
+    else:
+        left = round((width - inner_w + 1) / 2)
+        top = round((height - inner_h + 1) / 2)
+        gx, gy = ANCHOR_XY[gravity]
+        left = {0.0: 0, 1.0: width - inner_w}.get(gx, left)
+        top = {0.0: 0, 1.0: height - inner_h}.get(gy, top)
+    return max(0, min(left, width - inner_w)), max(0, min(top, height - inner_h))
+
+
+def _imgproxy_scale(s: State, sw: int, sh: int):
+    """imgproxy's calcScale and calcSizes for a (cropped) source of sw x sh: the resizing
+    type in effect, the two scales, the target and the result size."""
+    bw, bh, rt = s.width, s.height, s.resizing
+    dpr = s.dpr if isinstance(s.dpr, float) else 1.0
+    wshrink = hshrink = 1.0
+    dst_w, dst_h = bw or sw, bh or sh
+    if dst_w != sw:
+        wshrink = sw / dst_w
+    if dst_h != sh:
+        hshrink = sh / dst_h
+    if wshrink != 1 or hshrink != 1:
+        if rt == "auto":
+            rt = "fill" if (sw - sh >= 0) == (dst_w - dst_h >= 0) else "fit"
+        if bw == 0 and rt != "force":
+            wshrink = hshrink
+        elif bh == 0 and rt != "force":
+            hshrink = wshrink
+        elif rt == "fit":
+            wshrink = hshrink = max(wshrink, hshrink)
+        elif rt in ("fill", "fill-down"):
+            wshrink = hshrink = min(wshrink, hshrink)
+    dpr_scale = dpr
+    if not s.enlarge:
+        least = min(wshrink, hshrink)
+        if least < 1:
+            wshrink, hshrink = wshrink / least, hshrink / least
+            if not s.extend:
+                dpr_scale /= least
+        dpr_scale = min(dpr_scale, wshrink, hshrink)
+    wshrink, hshrink = min(wshrink / dpr_scale, sw), min(hshrink / dpr_scale, sh)
+    wscale, hscale = 1 / wshrink, 1 / hshrink
+    tw, th = _scale(bw, dpr_scale), _scale(bh, dpr_scale)
+    scaled_w, scaled_h = _scale(sw, wscale), _scale(sh, hscale)
+    crop_w, crop_h = tw, th
+    if s.resizing == "fill-down" and not s.enlarge and tw and th:
+        diff_w, diff_h = tw / scaled_w, th / scaled_h
+        if diff_w > diff_h and diff_w > 1:
+            crop_w, crop_h = scaled_w, _scale(scaled_w, th / tw)
+        elif diff_h > diff_w and diff_h > 1:
+            crop_w, crop_h = _scale(scaled_h, tw / th), scaled_h
+    result = (min(scaled_w, crop_w or scaled_w), min(scaled_h, crop_h or scaled_h))
+    return rt, wscale, hscale, (tw, th), result
 
 
 def _source_text(parts: list[str]) -> tuple[str, str | None]:
@@ -705,9 +862,15 @@ def source(url: str, default_scheme: str) -> SourceRef:
     return common.source(escaped, default_scheme, query)
 
 
-def parse(path: str, settings: ImgproxyDialect, grammar: Grammar = urls.DEFAULT):
-    """(Options, SourceRef) of `path`, the part after the signature segment."""
-    return Parser(settings, grammar).parse(path)
+def parse(
+    path: str,
+    settings: ImgproxyDialect,
+    grammar: Grammar = urls.DEFAULT,
+    size: tuple[int, int] | None = None,
+):
+    """(Options, SourceRef) of `path`, the part after the signature segment. NeedsSize when
+    the result depends on the source's upright (width, height) and `size` is not given."""
+    return Parser(settings, grammar, size).parse(path)
 
 
 Handler = Callable[[Parser, str, list[str]], None]
@@ -756,7 +919,13 @@ def add_routes(router: web.UrlDispatcher, settings: ImgproxyDialect) -> None:
         if path.startswith("/info/"):  # no signature is spelled `info`: it is the endpoint
             raise unsupported("info", "imgproxy's info endpoint; GET /info/{source} answers")
         signed = verify(path, settings)
-        options, ref = parse(signed, settings, request.app[GRAMMAR])
+        grammar = request.app[GRAMMAR]
+        try:
+            options, ref = parse(signed, settings, grammar)
+        except NeedsSize as needs:
+            assert needs.ref is not None
+            size = await common.source_size(request, needs.ref)
+            options, ref = parse(signed, settings, grammar, size)
         return await common.respond(request, options, ref)
 
     if prefix:
