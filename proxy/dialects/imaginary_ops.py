@@ -1,0 +1,405 @@
+"""imaginary's endpoints as native operations. Each endpoint sets the flags imaginary's
+image.go gives bimg (crop, embed, enlarge, force…); `native` then reads those flags the way
+bimg's resizer does (normalizeOperation, imageCalculations, extractOrEmbedImage) and writes
+the native Options fields that give the same output size. `/pipeline` composes its steps into
+one set of fields where their order is the native one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import ops
+from ..arguments import Fit
+from .common import Unsupported
+from .imaginary_params import ParamError, Params, Step, read
+
+DIALECT = "imaginary"
+TYPES = {"jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff", "gif": "gif",
+         "auto": "auto"}  # fmt: skip
+# imaginary knows these output types; ProgImage cannot write them.
+UNWRITABLE_TYPES = frozenset({"svg", "pdf"})
+MAX_PIPELINE = 10  # image.go: "Maximum allowed pipeline operations exceeded"
+LIBVIPS_MIN_AMPL = 0.2  # vips_gaussblur's default min_ampl: the only one the native blur uses
+
+
+class Missing(ValueError):
+    """A required parameter is absent (imaginary's 400 'Missing required param…')."""
+
+
+@dataclass(frozen=True)
+class Bimg:
+    """What an endpoint hands bimg: the subset of bimg.Options the native pipeline can meet."""
+
+    width: int = 0
+    height: int = 0
+    crop: bool = False
+    embed: bool = False
+    enlarge: bool = False
+    force: bool = False
+    gravity: str = "centre"
+    rotate: int = 0
+    zoom: int = 0
+    area: tuple[int, int, int, int] | None = None  # left, top, width, height
+    inside: bool = False  # /fit: the box imaginary computes is the image's own shape
+
+
+# --- parameters every endpoint reads (BimgOptions in options.go)
+
+
+def _refuse(name: str, why: str) -> Unsupported:
+    return Unsupported(DIALECT, name, why)
+
+
+def _hex(rgb: tuple[int, ...]) -> str:
+    padded = (*rgb, 0, 0, 0)[:3]
+    return "".join(f"{v:02x}" for v in padded)
+
+
+def _angle(degrees: int) -> int:
+    """bimg's getAngle: down to a multiple of 90, at most 270."""
+    return min(degrees - degrees % 90, 270)
+
+
+def _aspect(p: Params) -> tuple[int, int]:
+    """`aspectratio` fills the missing side (options.go transformByAspectRatio, integer maths)."""
+    width, height = p["width"], p["height"]
+    if not p["aspectratio"] or (width and height) or not (width or height):
+        return width, height
+    parts = p["aspectratio"].strip().lower().split(":")
+    try:
+        ratio_w, ratio_h = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return width, height
+    if ratio_w <= 0 or ratio_h <= 0:
+        raise _refuse(f"aspectratio={p['aspectratio']}", "both sides must be more than 0")
+    if width:
+        return width, width // ratio_w * ratio_h
+    return height // ratio_h * ratio_w, height
+
+
+def common(p: Params) -> tuple[Bimg, dict[str, Any]]:
+    """The bimg flags and the native fields every endpoint's parameters give."""
+    refused = {
+        "compression": "PNG zlib level: ProgImage picks its own",
+        "interlace": "progressive/interlaced output",
+        "speed": "encoder speed",
+        "noprofile": "dropping only the ICC profile",
+        "norotation": "ProgImage always applies the EXIF orientation",
+    }
+    for name, why in refused.items():
+        if p.given(name) and p[name]:
+            raise _refuse(name, why)
+    if p.given("extend") and p["extend"] in ("copy", "mirror", "lastpixel"):
+        # The default (copy, when absent) pads with `background`/white instead: see README.
+        raise _refuse(f"extend={p['extend']}", "ProgImage extends with a colour only")
+    if p.given("minampl") and p["minampl"] not in (0.0, LIBVIPS_MIN_AMPL):
+        raise _refuse("minampl", f"the gaussian blur keeps libvips' {LIBVIPS_MIN_AMPL}")
+    fields: dict[str, Any] = {}
+    if p["quality"]:
+        if not 1 <= p["quality"] <= 100:
+            raise ParamError("quality must be between 1 and 100")
+        fields["quality"] = p["quality"]
+    kind = p["type"].lower()
+    if kind:
+        if kind in UNWRITABLE_TYPES:
+            raise _refuse(f"type={kind}", "ProgImage does not write it")
+        if kind not in TYPES:
+            raise ParamError("Unsupported output image format")
+        fields["format"] = TYPES[kind]
+    if p["flip"]:
+        fields["flip"] = True
+    if p["flop"]:
+        fields["flop"] = True
+    extend = p["extend"] if p.given("extend") else None
+    if extend == "black":
+        fields["bg"] = "000000"
+    elif extend == "white":
+        fields["bg"] = "ffffff"
+    elif p["background"]:
+        fields["bg"] = _hex(p["background"])
+    if p["sigma"]:
+        if not 0.3 <= p["sigma"] <= 100:
+            raise _refuse(f"sigma={p['sigma']:g}", "the blur takes sigma 0.3 to 100")
+        fields["blur"] = p["sigma"]
+    elif p["minampl"]:
+        raise _refuse("minampl", "a blur needs `sigma` here")
+    if p["colorspace"] == "bw":
+        fields["grayscale"] = True
+    if p["stripmeta"]:
+        fields["meta"] = "strip"
+    if p["palette"]:
+        fields["palette"] = 256
+    width, height = _aspect(p)
+    bimg = Bimg(
+        width=width, height=height, force=p["force"], embed=p["embed"],
+        gravity=p["gravity"], rotate=_angle(p["rotate"]),
+    )  # fmt: skip
+    return bimg, fields
+
+
+# --- the endpoints (image.go), each: Params -> (Bimg, fields)
+
+
+def _need_one(b: Bimg) -> None:
+    if not (b.width or b.height):
+        raise Missing("Missing required param: height or width")
+
+
+def _need_both(b: Bimg) -> None:
+    if not (b.width and b.height):
+        raise Missing("Missing required params: height, width")
+
+
+def _resize(p: Params, b: Bimg) -> Bimg:
+    _need_one(b)
+    return replace(b, embed=True, crop=not p["nocrop"] if p.given("nocrop") else b.crop)
+
+
+def _fit(p: Params, b: Bimg) -> Bimg:
+    _need_both(b)
+    # imaginary computes the fitting box itself, then embeds into it: no padding is left.
+    return replace(b, embed=True, crop=False, force=False, inside=True)
+
+
+def _enlarge(p: Params, b: Bimg) -> Bimg:
+    _need_both(b)
+    return replace(b, enlarge=True, crop=not p["nocrop"])
+
+
+def _extract(p: Params, b: Bimg) -> Bimg:
+    if not (p["areawidth"] and p["areaheight"]):
+        raise Missing("Missing required params: areawidth or areaheight")
+    if b.width or b.height:
+        raise _refuse("width/height with an area", "imaginary scales before it extracts, "
+                      "ProgImage extracts first")  # fmt: skip
+    return replace(b, area=(p["left"], p["top"], p["areawidth"], p["areaheight"]))
+
+
+def _crop(p: Params, b: Bimg) -> Bimg:
+    _need_one(b)
+    return replace(b, crop=True)
+
+
+def _smartcrop(p: Params, b: Bimg) -> Bimg:
+    _need_one(b)
+    return replace(b, crop=True, gravity="smart")
+
+
+def _rotate(p: Params, b: Bimg) -> Bimg:
+    if not p["rotate"]:
+        raise Missing("Missing required param: rotate")
+    return b
+
+
+def _same(p: Params, b: Bimg) -> Bimg:
+    return b
+
+
+def _thumbnail(p: Params, b: Bimg) -> Bimg:
+    if not (b.width or b.height):
+        raise Missing("Missing required params: width or height")
+    return b
+
+
+def _zoom(p: Params, b: Bimg) -> Bimg:
+    if not p["factor"]:
+        raise Missing("Missing required param: factor")
+    if p["top"] or p["left"] or p["areawidth"] or p["areaheight"]:
+        raise _refuse("zoom with an area", "imaginary extracts in zoomed pixels")
+    if b.width or b.height:
+        raise _refuse("zoom with width/height", "imaginary zooms, then resizes the zoomed image")
+    return replace(b, zoom=p["factor"])
+
+
+def _convert(p: Params, b: Bimg) -> Bimg:
+    if not p["type"]:
+        raise Missing("Missing required param: type")
+    return b
+
+
+def _blur(p: Params, b: Bimg) -> Bimg:
+    if not (p["sigma"] or p["minampl"]):
+        raise Missing("Missing required param: sigma or minampl")
+    return b
+
+
+def _watermark(p: Params, b: Bimg) -> Bimg:
+    if not p["text"]:
+        raise Missing("Missing required param: text")
+    for name, why in (("font", "one font, sized by the output"), ("dpi", "text sized by the "
+                      "output"), ("textwidth", "text sized by the output"), ("margin",
+                      "positions by gravity")):  # fmt: skip
+        if p.given(name) and p[name]:
+            raise _refuse(name, why)
+    return b
+
+
+def _watermark_image(p: Params, b: Bimg) -> Bimg:
+    if not p["image"]:
+        raise Missing("Missing required param: image")
+    raise _refuse("watermarkimage", "ProgImage overlays stored images scaled to a fraction of "
+                  "the output at a gravity position, not a remote image at natural size at "
+                  "left/top pixels")  # fmt: skip
+
+
+ENDPOINTS: dict[str, Callable[[Params, Bimg], Bimg]] = {
+    "resize": _resize, "fit": _fit, "enlarge": _enlarge, "extract": _extract,
+    "crop": _crop, "smartcrop": _smartcrop, "rotate": _rotate, "autorotate": _same,
+    "flip": _same, "flop": _same, "thumbnail": _thumbnail, "zoom": _zoom,
+    "convert": _convert, "watermark": _watermark, "watermarkimage": _watermark_image,
+    "blur": _blur,
+}  # fmt: skip
+# image.go's OperationsMap: the names /pipeline accepts (watermarkImage in camel case there).
+PIPELINE_NAMES = {**{name: name for name in ENDPOINTS if name != "watermarkimage"},
+                  "watermarkImage": "watermarkimage"}  # fmt: skip
+_FORCED = {"flip": "flip", "flop": "flop"}
+
+
+def endpoint(name: str, p: Params) -> tuple[Bimg, dict[str, Any]]:
+    """(bimg flags, native fields) of one endpoint; Missing/ParamError/Unsupported if not."""
+    b, fields = common(p)
+    b = ENDPOINTS[name](p, b)
+    if name in _FORCED:
+        fields[_FORCED[name]] = True
+    if name == "watermark":
+        opacity = p["opacity"] or 0.25  # bimg's default; above 1 is 1
+        colour = _hex(p["color"]) if len(p["color"]) > 2 else "000000"
+        position = "northwest" if p["noreplicate"] else "tile"
+        fields["text"] = (p["text"], position, round(min(opacity, 1.0), 4), 0.05, colour)
+    return b, fields
+
+
+def needs_size(b: Bimg) -> bool:
+    """Whether the native fields depend on the source's size (a crop to one side, a zoom)."""
+    if b.zoom:
+        return True
+    one_side = bool(b.width) != bool(b.height)
+    return one_side and b.crop and not b.force
+
+
+def native(b: Bimg, size: tuple[int, int] | None) -> dict[str, Any]:
+    """bimg's reading of its flags as native fields. `size` is the upright source's
+    (width, height), needed only where `needs_size` says."""
+    fields: dict[str, Any] = {}
+    if b.rotate:
+        fields["rotate"] = b.rotate
+    if b.area is not None:
+        left, top, width, height = b.area
+        fields["crop"] = (left, top, width, height)
+    if b.zoom:
+        assert size is not None
+        fields["fit"] = Fit("stretch", size[0] * b.zoom, size[1] * b.zoom)
+        fields["enlarge"] = True
+        return fields
+    width, height = b.width, b.height
+    if not (width or height):
+        return fields
+    force = b.force
+    if not (force or b.crop or b.embed or b.enlarge or b.rotate):
+        force = True  # bimg's normalizeOperation
+    if b.enlarge:
+        fields["enlarge"] = True
+    gravity = None if b.gravity == "centre" else b.gravity
+    if force:
+        mode = "stretch" if width and height else "resize"
+        fields["fit"] = Fit(mode, width or None, height or None)
+        return fields
+    if b.crop:
+        if not (width and height):
+            assert size is not None
+            # bimg keeps the source's other side and crops without scaling.
+            width, height = width or size[0], height or size[1]
+        fields["fit"] = Fit("fill", width, height)
+        if gravity:
+            fields["gravity"] = gravity
+        return fields
+    if width and height and b.embed and not b.inside and b.gravity != "smart":
+        fields["fit"] = Fit("pad", width, height)
+        return fields
+    fields["fit"] = Fit("resize", width or None, height or None)
+    return fields
+
+
+# --- /pipeline
+
+
+def _rank(name: str) -> int:
+    if name == "flop":
+        name = "flip"  # they commute: either order gives the same pixels
+    return next(i for i, op in enumerate(ops.REGISTRY) if op.field == name)
+
+
+# Settings read with the geometry or by the encoder: they have no place in the order.
+_UNORDERED = frozenset({"quality", "format", "meta", "palette", "bg", "gravity", "enlarge"})
+
+
+@dataclass
+class Composed:
+    """Native fields gathered step by step, with who set each (for the 400s)."""
+
+    fields: dict[str, Any]
+    setters: dict[str, tuple[int, str]]
+    last: tuple[int, int, str] | None = None  # rank, step number, step name
+
+
+def compose(steps: list[Step], size: Callable[[int], tuple[int, int] | None]) -> dict[str, Any]:
+    """One set of native fields from imaginary's operations, or a 400 naming the step that
+    cannot follow the ones before it. `size(i)` is the source size for step i, known for
+    the first step only (a later step would need the size of the image in between)."""
+    if not steps:
+        raise Missing("Missing or invalid pipeline operations JSON")
+    if len(steps) > MAX_PIPELINE:
+        raise Missing("Maximum allowed pipeline operations exceeded")
+    out = Composed({}, {})
+    for number, step in enumerate(steps, 1):
+        name = PIPELINE_NAMES.get(step.name)
+        if name is None:
+            raise Missing(f"Unsupported operation name: {step.name}")
+        try:
+            fields = _step_fields(number, name, step, size)
+        except (Missing, ParamError, Unsupported):
+            if step.ignore_failure:
+                continue
+            raise
+        _merge(out, number, step.name, fields)
+    return out.fields
+
+
+def _step_fields(
+    number: int, name: str, step: Step, size: Callable[[int], tuple[int, int] | None]
+) -> dict[str, Any]:
+    b, fields = endpoint(name, read(step.params))
+    if needs_size(b):
+        known = size(number)
+        if known is None:
+            raise _refuse(f"pipeline step {number} ({step.name})", "it needs the size of the "
+                          "image the steps before it make; put it first")  # fmt: skip
+        return {**native(b, known), **fields}
+    return {**native(b, None), **fields}
+
+
+def _merge(out: Composed, number: int, name: str, fields: dict[str, Any]) -> None:
+    label = f"pipeline step {number} ({name})"
+    for key, value in fields.items():
+        if key in out.fields and out.fields[key] != value:
+            first = out.setters[key]
+            raise _refuse(
+                label,
+                f"step {first[0]} ({first[1]}) already sets "
+                f"'{ops.FIELDS[key].name}'; ProgImage applies each operation once",
+            )
+    ordered = [k for k in fields if k not in _UNORDERED]
+    if ordered and out.last is not None:
+        low = min(ordered, key=_rank)
+        if _rank(low) < out.last[0] and low not in out.fields:
+            raise _refuse(label, f"ProgImage applies '{ops.FIELDS[low].name}' before what "
+                          f"step {out.last[1]} ({out.last[2]}) does")  # fmt: skip
+    for key, value in fields.items():
+        out.fields[key] = value
+        out.setters.setdefault(key, (number, name))
+    if ordered:
+        high = max(_rank(k) for k in ordered)
+        if out.last is None or high >= out.last[0]:
+            out.last = (high, number, name)
