@@ -535,9 +535,6 @@ async def render_body(
     `finish`, when given, turns the spooled file into the Options to render (operations
     that depend on the image's size); `options` is checked before the body is read."""
     config = request.app[CONFIG]
-    limit = config.limits.max_upload_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the image is larger than {limit} bytes")
     renderer = request.app[RENDERER]
     options, requested = renderer.resolve(options, request.headers)[:2]
     async with spooled(request, chunks) as tmp:

@@ -34,7 +34,7 @@ from . import imaginary_ops as iops
 from .imaginary_params import ParamError, Params, Step, read
 
 ROUTES = (*iops.ENDPOINTS, "info", "pipeline")
-METHODS = frozenset({"GET", "POST", "PUT"})  # imaginary reads a PUT body like a POST one
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})  # a PUT body reads like a POST one
 Size = tuple[int, int]
 _RAW_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -137,7 +137,7 @@ async def _serve(request: web.Request, name: str, settings: ImaginaryDialect):
         )
     path, query = common.path_after(request, settings.prefix.rstrip("/"))
     _authorise(request, path, query, settings.key)
-    ref = None if request.method != "GET" else _source(request)
+    ref = None if request.method in ("POST", "PUT") else _source(request)
     with _refusals():
         plan = _plan(name, read(request.query))
     if ref is None:
@@ -167,7 +167,8 @@ def _source(request: web.Request) -> SourceRef:
             raise BadRequest(f"'file={file}': here file= names a stored image id (32 hex)")
         return SourceRef("id", file)
     if url:
-        if not url.lower().startswith(("http://", "https://")):
+        # SPEC §13: a 32-hex id is a stored original wherever a source is named.
+        if not ID_RE.match(url) and not url.lower().startswith(("http://", "https://")):
             raise BadRequest("Invalid image URL")
         return common.source(url, "https")
     raise BadRequest("Cannot process the image due to missing or invalid params")
