@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import FormData, web
@@ -20,6 +21,7 @@ from proxy.arguments import Fit
 from proxy.dialects import imaginary as dialect
 from proxy.dialects import imaginary_ops as iops
 from proxy.dialects import imaginary_params as ip
+from proxy.dialects import imaginary_pipeline as pipeline
 from proxy.dialects.common import Unsupported
 
 IMAGINARY = "h2non/imaginary@1d4e251cfcd58ea66f8361f8721d7b8cc85002a3"
@@ -203,7 +205,7 @@ ENDPOINT_ROWS = [
 
 
 def _fields(endpoint: str, query: str, size: tuple[int, int]) -> dict:
-    params = ip.read(dict(p.split("=", 1) for p in query.split("&") if p))
+    params = ip.read(dict(parse_qsl(query, keep_blank_values=True)))
     bimg, fields = iops.endpoint(endpoint, params)
     return {**iops.native(bimg, size if iops.needs_size(bimg) else None), **fields}
 
@@ -234,6 +236,8 @@ REFUSED_ROWS = [  # (endpoint, query, words of the message): required params and
     ("blur", "minampl=0.5", Unsupported, "'minampl'"),
     ("blur", "sigma=0.1", Unsupported, "'sigma=0.1'"),
     ("watermark", "text=a&font=sans%2012", Unsupported, "'font'"),
+    ("watermark", "text=" + "a" * 201, ip.ParamError, "1 to 200 characters"),
+    ("watermark", "text=a%0Ab", ip.ParamError, "control"),
     ("zoom", "factor=2&top=80&left=80&areawidth=300", Unsupported, "'zoom with an area'"),
     ("extract", "areawidth=3&areaheight=3&width=9", Unsupported, "'width/height with an area'"),
 ]  # fmt: skip
@@ -279,13 +283,13 @@ PIPELINE_ROWS = [
 @pytest.mark.parametrize(("cited", "steps", "expected"), PIPELINE_ROWS[:2] + PIPELINE_ROWS[3:])
 def test_pipeline_composes_into_one_options(cited, steps, expected) -> None:
     parsed = ip.parse_operations(json.dumps(steps))
-    assert iops.compose(parsed, lambda n: L if n == 1 else None) == expected, cited
+    assert pipeline.compose(parsed, lambda n: L if n == 1 else None) == expected, cited
 
 
 def test_pipeline_refuses_a_step_out_of_the_native_order() -> None:
     steps = ip.parse_operations(json.dumps(PIPELINE_ROWS[2][1]))
     with pytest.raises(Unsupported, match=r"step 4 \(flop\).*'flop' before .*step 3 \(blur\)"):
-        iops.compose(steps, lambda n: None)
+        pipeline.compose(steps, lambda n: None)
 
 
 @pytest.mark.parametrize(
@@ -303,7 +307,7 @@ def test_pipeline_refuses_a_step_out_of_the_native_order() -> None:
 )  # fmt: skip
 def test_pipeline_refusals_name_the_step(steps, words) -> None:
     with pytest.raises((Unsupported, iops.Missing), match=words):
-        iops.compose(ip.parse_operations(json.dumps(steps)), lambda n: L if n == 1 else None)
+        pipeline.compose(ip.parse_operations(json.dumps(steps)), lambda n: L if n == 1 else None)
 
 
 # --- signatures: README.md's example, computed independently

@@ -31,6 +31,7 @@ from ..ops import Options
 from ..urls import ID_RE, SourceRef
 from . import common
 from . import imaginary_ops as iops
+from . import imaginary_pipeline as pipeline
 from .imaginary_params import ParamError, Params, Step, read
 
 ROUTES = (*iops.ENDPOINTS, "info", "pipeline")
@@ -206,15 +207,15 @@ def _plan(name: str, params: Params) -> _Plan:
 def _pipeline_plan(steps: list[Step]) -> _Plan:
     first_needs = _first_needs_size(steps)
     if not first_needs:
-        return _Plan(iops.compose(steps, lambda number: None))
-    return _Plan({}, lambda size: iops.compose(steps, lambda n: size if n == 1 else None))
+        return _Plan(pipeline.compose(steps, lambda number: None))
+    return _Plan({}, lambda size: pipeline.compose(steps, lambda n: size if n == 1 else None))
 
 
 def _first_needs_size(steps: list[Step]) -> bool:
-    if not steps or steps[0].name not in iops.PIPELINE_NAMES:
+    if not steps or steps[0].name not in pipeline.PIPELINE_NAMES:
         return False
     try:
-        bimg, _ = iops.endpoint(iops.PIPELINE_NAMES[steps[0].name], read(steps[0].params))
+        bimg, _ = iops.endpoint(pipeline.PIPELINE_NAMES[steps[0].name], read(steps[0].params))
     except (iops.Missing, ParamError, common.Unsupported):
         return False
     return iops.needs_size(bimg)

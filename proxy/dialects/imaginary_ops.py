@@ -2,25 +2,25 @@
 image.go gives bimg (crop, embed, enlarge, force…); `native` then reads those flags the way
 bimg's resizer does (normalizeOperation, imageCalculations, extractOrEmbedImage) and writes
 the native Options fields that give the same output size. `/pipeline` composes its steps into
-one set of fields where their order is the native one."""
+one set of fields where their order is the native one (imaginary_pipeline.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from .. import ops
 from ..arguments import Fit
 from .common import Unsupported
-from .imaginary_params import ParamError, Params, Step, read
+from .imaginary_params import ParamError, Params
 
 DIALECT = "imaginary"
 TYPES = {"jpeg": "jpeg", "png": "png", "webp": "webp", "tiff": "tiff", "gif": "gif",
          "auto": "auto"}  # fmt: skip
 # imaginary knows these output types; ProgImage cannot write them.
 UNWRITABLE_TYPES = frozenset({"svg", "pdf"})
-MAX_PIPELINE = 10  # image.go: "Maximum allowed pipeline operations exceeded"
 LIBVIPS_MIN_AMPL = 0.2  # vips_gaussblur's default min_ampl: the only one the native blur uses
 
 
@@ -251,9 +251,6 @@ ENDPOINTS: dict[str, Callable[[Params, Bimg], Bimg]] = {
     "convert": _convert, "watermark": _watermark, "watermarkimage": _watermark_image,
     "blur": _blur,
 }  # fmt: skip
-# image.go's OperationsMap: the names /pipeline accepts (watermarkImage in camel case there).
-PIPELINE_NAMES = {**{name: name for name in ENDPOINTS if name != "watermarkimage"},
-                  "watermarkImage": "watermarkimage"}  # fmt: skip
 _FORCED = {"flip": "flip", "flop": "flop"}
 
 
@@ -267,7 +264,12 @@ def endpoint(name: str, p: Params) -> tuple[Bimg, dict[str, Any]]:
         opacity = p["opacity"] or 0.25  # bimg's default; above 1 is 1
         colour = _hex(p["color"]) if len(p["color"]) > 2 else "000000"
         position = "northwest" if p["noreplicate"] else "tile"
-        fields["text"] = (p["text"], position, round(min(opacity, 1.0), 4), 0.05, colour)
+        # Through the native argument's own checks (length, control characters).
+        caption = f"{quote(p['text'], safe='')},{position},{min(opacity, 1.0):.4f},0.05,{colour}"
+        try:
+            fields["text"] = ops.FIELDS["text"].arg.parse(caption, 0)
+        except ValueError as exc:
+            raise ParamError(f'error while processing parameter "text": {exc}') from None
     return b, fields
 
 
@@ -320,86 +322,3 @@ def native(b: Bimg, size: tuple[int, int] | None) -> dict[str, Any]:
         return fields
     fields["fit"] = Fit("resize", width or None, height or None)
     return fields
-
-
-# --- /pipeline
-
-
-def _rank(name: str) -> int:
-    if name == "flop":
-        name = "flip"  # they commute: either order gives the same pixels
-    return next(i for i, op in enumerate(ops.REGISTRY) if op.field == name)
-
-
-# Settings read with the geometry or by the encoder: they have no place in the order.
-_UNORDERED = frozenset({"quality", "format", "meta", "palette", "bg", "gravity", "enlarge"})
-
-
-@dataclass
-class Composed:
-    """Native fields gathered step by step, with who set each (for the 400s)."""
-
-    fields: dict[str, Any]
-    setters: dict[str, tuple[int, str]]
-    last: tuple[int, int, str] | None = None  # rank, step number, step name
-
-
-def compose(steps: list[Step], size: Callable[[int], tuple[int, int] | None]) -> dict[str, Any]:
-    """One set of native fields from imaginary's operations, or a 400 naming the step that
-    cannot follow the ones before it. `size(i)` is the source size for step i, known for
-    the first step only (a later step would need the size of the image in between)."""
-    if not steps:
-        raise Missing("Missing or invalid pipeline operations JSON")
-    if len(steps) > MAX_PIPELINE:
-        raise Missing("Maximum allowed pipeline operations exceeded")
-    out = Composed({}, {})
-    for number, step in enumerate(steps, 1):
-        name = PIPELINE_NAMES.get(step.name)
-        if name is None:
-            raise Missing(f"Unsupported operation name: {step.name}")
-        try:
-            fields = _step_fields(number, name, step, size)
-        except (Missing, ParamError, Unsupported):
-            if step.ignore_failure:
-                continue
-            raise
-        _merge(out, number, step.name, fields)
-    return out.fields
-
-
-def _step_fields(
-    number: int, name: str, step: Step, size: Callable[[int], tuple[int, int] | None]
-) -> dict[str, Any]:
-    b, fields = endpoint(name, read(step.params))
-    if needs_size(b):
-        known = size(number)
-        if known is None:
-            raise _refuse(f"pipeline step {number} ({step.name})", "it needs the size of the "
-                          "image the steps before it make; put it first")  # fmt: skip
-        return {**native(b, known), **fields}
-    return {**native(b, None), **fields}
-
-
-def _merge(out: Composed, number: int, name: str, fields: dict[str, Any]) -> None:
-    label = f"pipeline step {number} ({name})"
-    for key, value in fields.items():
-        if key in out.fields and out.fields[key] != value:
-            first = out.setters[key]
-            raise _refuse(
-                label,
-                f"step {first[0]} ({first[1]}) already sets "
-                f"'{ops.FIELDS[key].name}'; ProgImage applies each operation once",
-            )
-    ordered = [k for k in fields if k not in _UNORDERED]
-    if ordered and out.last is not None:
-        low = min(ordered, key=_rank)
-        if _rank(low) < out.last[0] and low not in out.fields:
-            raise _refuse(label, f"ProgImage applies '{ops.FIELDS[low].name}' before what "
-                          f"step {out.last[1]} ({out.last[2]}) does")  # fmt: skip
-    for key, value in fields.items():
-        out.fields[key] = value
-        out.setters.setdefault(key, (number, name))
-    if ordered:
-        high = max(_rank(k) for k in ordered)
-        if out.last is None or high >= out.last[0]:
-            out.last = (high, number, name)
