@@ -536,10 +536,10 @@ async def render_body(
     that depend on the image's size); `options` is checked before the body is read."""
     config = request.app[CONFIG]
     renderer = request.app[RENDERER]
-    options, requested = renderer.resolve(options, request.headers)[:2]
+    options, requested, vary = renderer.resolve(options, request.headers)[:3]
     async with spooled(request, chunks) as tmp:
         if finish is not None:
-            options, requested = renderer.resolve(await finish(tmp), request.headers)[:2]
+            options, requested, vary = renderer.resolve(await finish(tmp), request.headers)[:3]
         overlay = await renderer.overlay(options)
         result = await request.app[POOL].run(
             pipeline.render,
@@ -553,6 +553,8 @@ async def render_body(
             overlay=overlay,
         )
     headers = {"Cache-Control": "no-store"}
+    if vary:  # `fmt/auto`: the answer depends on Accept even though nothing keeps it
+        headers["Vary"] = ", ".join(vary)
     if options.info:
         return _json(_result_info(result), headers=headers)
     if result.over_budget is not None:

@@ -30,6 +30,8 @@ IMAGE_TEST = f"{IMAGINARY} image_test.go"
 SERVER_TEST = f"{IMAGINARY} server_test.go"
 README = f"{IMAGINARY} README.md"
 CONTROLLERS = f"{IMAGINARY} controllers.go (formController examples)"
+# imaginary's go.mod pins bimg v1.1.7: its resizer decides what a set of flags does.
+RESIZER = "h2non/bimg@96a638479771b33eaa444c8bb079937f8707ab2a (v1.1.7) resizer.go"
 KEY = "4f46feebafc4b5e988f131c4ff8b5997"  # README.md "URL signature"
 
 
@@ -154,7 +156,7 @@ ENDPOINT_ROWS = [
     (SERVER_TEST + " TestFit", "fit", "width=300&height=300", L,
      {"fit": Fit("resize", 300, 300)}),
     (SERVER_TEST + " TestRemoteHTTPSource", "crop", "width=200&height=200", L,
-     {"fit": Fit("fill", 200, 200)}),
+     {"fit": Fit("fill", 200, 200), "enlarge": True}),
     (IMAGE_TEST + " TestImageResize w+h", "resize", "width=300&height=300", M,
      {"fit": Fit("pad", 300, 300)}),
     (IMAGE_TEST + " TestImageResize w", "resize", "width=300", M,
@@ -167,24 +169,25 @@ ENDPOINT_ROWS = [
      {"fit": Fit("resize", 300, 300)}),
     (IMAGE_TEST + " TestImageAutoRotate", "autorotate", "", M, {}),
     (CONTROLLERS + " Force resize", "resize", "width=300&height=200&force=true", L,
-     {"fit": Fit("stretch", 300, 200)}),
+     {"fit": Fit("stretch", 300, 200), "enlarge": True}),
     (CONTROLLERS + " Crop", "crop", "width=300&quality=95", L,
      {"fit": Fit("fill", 300, 1080), "quality": 95}),
     (CONTROLLERS + " SmartCrop", "crop", "width=300&height=260&quality=95&gravity=smart", L,
-     {"fit": Fit("fill", 300, 260), "gravity": "smart", "quality": 95}),
+     {"fit": Fit("fill", 300, 260), "enlarge": True, "gravity": "smart", "quality": 95}),
     (CONTROLLERS + " Enlarge", "enlarge", "width=1440&height=900&quality=95", L,
      {"fit": Fit("fill", 1440, 900), "enlarge": True, "quality": 95}),
     (CONTROLLERS + " Rotate", "rotate", "rotate=180", L, {"rotate": 180}),
     (CONTROLLERS + " AutoRotate", "autorotate", "quality=90", L, {"quality": 90}),
     (CONTROLLERS + " Flip", "flip", "", L, {"flip": True}),
     (CONTROLLERS + " Flop", "flop", "", L, {"flop": True}),
-    (CONTROLLERS + " Thumbnail", "thumbnail", "width=100", L, {"fit": Fit("resize", 100, None)}),
+    (CONTROLLERS + " Thumbnail", "thumbnail", "width=100", L,
+     {"fit": Fit("resize", 100, None), "enlarge": True}),
     (CONTROLLERS + " Color space", "resize", "width=400&height=300&colorspace=bw", L,
      {"fit": Fit("pad", 400, 300), "grayscale": True}),
     (CONTROLLERS + " Convert", "convert", "type=png", L, {"format": "png"}),
     (CONTROLLERS + " Gaussian blur", "blur", "sigma=15.0&minampl=0.2", L, {"blur": 15.0}),
     (README + " /smartcrop", "smartcrop", "width=300&height=260", L,
-     {"fit": Fit("fill", 300, 260), "gravity": "smart"}),
+     {"fit": Fit("fill", 300, 260), "enlarge": True, "gravity": "smart"}),
     (README + " rotate: multiple of 90", "rotate", "rotate=100", L, {"rotate": 90}),
     (README + " aspectratio", "resize", "width=300&aspectratio=16:9", L,
      {"fit": Fit("pad", 300, 162)}),  # 300 // 16 * 9, then embedded
@@ -196,7 +199,7 @@ ENDPOINT_ROWS = [
     (README + " /zoom factor", "zoom", "factor=2", M,
      {"fit": Fit("stretch", 1100, 1480), "enlarge": True}),
     (README + " /thumbnail w+h (bimg forces both sides)", "thumbnail", "width=100&height=100", L,
-     {"fit": Fit("stretch", 100, 100)}),
+     {"fit": Fit("stretch", 100, 100), "enlarge": True}),
     (README + " /watermark", "watermark", "text=Hello&opacity=0.5&color=255,200,50", L,
      {"text": ("Hello", "tile", 0.5, 0.05, "ffc832")}),
     (README + " /watermark noreplicate", "watermark", "text=Hi&noreplicate=true", L,
@@ -259,11 +262,11 @@ PIPELINE_ROWS = [
     (IMAGE_TEST + " TestImagePipelineOperations",
      [{"operation": "crop", "params": {"width": 300, "height": 260}},
       {"operation": "convert", "params": {"type": "webp"}}],
-     {"fit": Fit("fill", 300, 260), "format": "webp"}),
+     {"fit": Fit("fill", 300, 260), "enlarge": True, "format": "webp"}),
     (CONTROLLERS + " Pipeline",
      [{"operation": "crop", "params": {"width": 300, "height": 260}},
       {"operation": "convert", "params": {"type": "webp"}}],
-     {"fit": Fit("fill", 300, 260), "format": "webp"}),
+     {"fit": Fit("fill", 300, 260), "enlarge": True, "format": "webp"}),
     ("native order kept", [{"operation": "rotate", "params": {"rotate": 90}},
                            {"operation": "resize", "params": {"width": 200}},
                            {"operation": "blur", "params": {"sigma": 2}},
@@ -392,6 +395,20 @@ HTTP_ROWS = [  # (source of the case, path and query, source image, expected siz
     (CONTROLLERS + " Convert format", "/convert?type=png", "medium", (550, 740), "png"),
     (CONTROLLERS + " Rotate", "/rotate?rotate=90&type=webp", "medium", (740, 550), "webp"),
     (README + " /zoom", "/zoom?factor=2", "medium", (1100, 1480), "jpeg"),
+    # A source smaller than the box: bimg's no-enlarge guard, its crops and forced sizes.
+    (RESIZER + " guard", "/crop?width=300&height=300", "small", (200, 100), "jpeg"),
+    (RESIZER + " guard", "/resize?width=300&height=300", "small", (200, 100), "jpeg"),
+    (RESIZER + " guard", "/resize?width=3000", "small", (200, 100), "jpeg"),
+    (RESIZER + " guard", "/fit?width=900&height=900", "small", (200, 100), "jpeg"),
+    (RESIZER + " one side small", "/smartcrop?width=300&height=50", "small", (300, 50), "jpeg"),
+    (RESIZER + " one side small", "/resize?width=300&height=50", "small", (300, 50), "jpeg"),
+    (RESIZER + " crop to one side", "/crop?width=300", "small", (200, 100), "jpeg"),
+    (RESIZER + " crop to one side", "/crop?height=60", "small", (200, 60), "jpeg"),
+    (RESIZER + " normalizeOperation", "/thumbnail?width=900&height=900", "small", (900, 900),
+     "jpeg"),
+    (RESIZER + " rotated first", "/crop?width=50&rotate=90", "small", (50, 200), "jpeg"),
+    (RESIZER + " rotation stops the forcing", "/rotate?rotate=90&width=300&height=300",
+     "medium", (300, 223), "jpeg"),
 ]  # fmt: skip
 
 
@@ -400,7 +417,7 @@ async def test_post_body_renders_to_imaginarys_sizes(
     app_client, large, medium, cited, target, source, size, fmt
 ) -> None:
     client = await app_client(**_config())
-    body = {"large": large, "medium": medium}[source]
+    body = {"large": large, "medium": medium, "small": _jpeg(200, 100)}[source]
     response = await client.post("/imaginary" + target, data=body,
                                  headers={"Content-Type": "image/jpeg"})  # fmt: skip
     await _image(response, size, fmt)
@@ -469,6 +486,65 @@ async def test_watermark_text_and_blur_change_pixels_not_size(app_client, medium
     assert (decode(await marked.read()) - plain).abs().max() > 50
     blurred = await client.get(f"/imaginary/blur?sigma=5&file={image_id}")
     await _image(blurred, M)
+
+
+async def test_pixels_land_where_imaginary_puts_them(app_client, medium) -> None:
+    # The gradient's red grows left to right and its green top down (conftest.gradient).
+    client = await app_client(**_config())
+    image_id = await _stored(client, medium)
+
+    async def pixel(target: str, x: int, y: int) -> list[float]:
+        response = await client.get(f"/imaginary{target}&file={image_id}")
+        assert response.status == 200
+        return decode(await response.read())(x, y)
+
+    assert pixel_close(await pixel("/flip?type=png", 0, 0), (0, 255))  # bottom row on top
+    assert pixel_close(await pixel("/flop?type=png", 0, 0), (255, 0))  # right edge at left
+    # A centred crop keeps the middle: 20x20 around (275, 370) of 550x740.
+    assert pixel_close(await pixel("/crop?width=20&height=20&type=png", 10, 10), (128, 128))
+    north = await pixel("/crop?width=550&height=100&gravity=north&type=png", 275, 0)
+    assert pixel_close(north, (128, 0))
+    # /extract takes the area at left/top, unscaled.
+    area = await pixel("/extract?left=0&top=0&areawidth=10&areaheight=10&type=png", 0, 0)
+    assert pixel_close(area, (0, 0))
+
+
+# server_test.go TestTypeAuto: (Accept, imaginary's format, ProgImage's). ProgImage's `auto`
+# is the native one (AVIF or WebP when Accept names them, else JPEG), whose answers the
+# nginx cache classes keep apart; imaginary also picks PNG from Accept.
+TYPE_AUTO_ROWS = [
+    ("", "jpeg", "jpeg"),
+    ("image/webp,*/*", "webp", "webp"),
+    ("image/png,*/*", "png", "jpeg"),
+    ("image/webp;q=0.8,image/jpeg", "webp", "webp"),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,image/webp,image/apng,*/*;q=0.8",
+     "webp", "webp"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("accept", "theirs", "ours"), TYPE_AUTO_ROWS)
+async def test_type_auto_negotiates_on_accept(app_client, large, accept, theirs, ours) -> None:
+    client = await app_client(**_config())
+    response = await client.post("/imaginary/crop?width=300&type=auto", data=large,
+                                 headers={"Accept": accept})  # fmt: skip
+    await _image(response, (300, 1080), ours)
+    assert response.headers["Vary"] == "Accept"
+
+
+async def test_type_auto_on_get_varies_and_caches_per_format(app_client, medium) -> None:
+    client = await app_client(**_config())
+    image_id = await _stored(client, medium)
+    target = f"/imaginary/resize?width=300&type=auto&file={image_id}"
+    webp = await client.get(target, headers={"Accept": "image/webp,*/*"})
+    await _image(webp, (300, 404), "webp")
+    assert "Accept" in webp.headers["Vary"]
+    jpeg = await client.get(target, headers={"Accept": "image/jpeg"})
+    await _image(jpeg, (300, 404))
+    assert jpeg.headers["ETag"] != webp.headers["ETag"]
+
+
+def pixel_close(rgb: list[float], red_green: tuple[int, int]) -> bool:
+    return abs(rgb[0] - red_green[0]) <= 8 and abs(rgb[1] - red_green[1]) <= 8
 
 
 async def test_text_follows_the_native_unsigned_text_rule(app_client, medium) -> None:

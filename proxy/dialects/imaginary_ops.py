@@ -273,52 +273,67 @@ def endpoint(name: str, p: Params) -> tuple[Bimg, dict[str, Any]]:
     return b, fields
 
 
-def needs_size(b: Bimg) -> bool:
-    """Whether the native fields depend on the source's size (a crop to one side, a zoom)."""
+def _shape(b: Bimg) -> str:
+    """Which of bimg's paths through its resizer the flags take."""
     if b.zoom:
-        return True
-    one_side = bool(b.width) != bool(b.height)
-    return one_side and b.crop and not b.force
+        return "zoom"
+    if not (b.width or b.height):
+        return "none"
+    if b.force or not (b.crop or b.embed or b.enlarge or b.rotate):
+        return "force"  # bimg's normalizeOperation forces a bare width/height
+    if b.crop:
+        return "crop" if b.width and b.height else "crop-side"
+    if b.width and b.height and b.embed and not b.inside and b.gravity != "smart":
+        return "embed"
+    return "fit"
+
+
+def needs_size(b: Bimg) -> bool:
+    """Whether the native fields depend on the source's size: a zoom, a crop to one side,
+    and the box bimg leaves alone when the source is smaller both ways (unless enlarging)."""
+    shape = _shape(b)
+    return shape in ("zoom", "crop-side") or (shape in ("crop", "embed") and not b.enlarge)
 
 
 def native(b: Bimg, size: tuple[int, int] | None) -> dict[str, Any]:
-    """bimg's reading of its flags as native fields. `size` is the upright source's
-    (width, height), needed only where `needs_size` says."""
+    """bimg's reading of its flags as native fields (resizer.go: normalizeOperation,
+    imageCalculations, its no-enlarge guard, extractOrEmbedImage). `size` is the upright
+    source's (width, height), needed only where `needs_size` says."""
     fields: dict[str, Any] = {}
     if b.rotate:
         fields["rotate"] = b.rotate
     if b.area is not None:
-        left, top, width, height = b.area
-        fields["crop"] = (left, top, width, height)
-    if b.zoom:
+        fields["crop"] = b.area
+    if size is not None and b.rotate in (90, 270):
+        size = (size[1], size[0])  # bimg measures the source after rotating it
+    shape, width, height = _shape(b), b.width, b.height
+    gravity = {} if b.gravity == "centre" else {"gravity": b.gravity}
+    if shape == "none":
+        return fields
+    if shape == "zoom":
         assert size is not None
-        fields["fit"] = Fit("stretch", size[0] * b.zoom, size[1] * b.zoom)
-        fields["enlarge"] = True
-        return fields
-    width, height = b.width, b.height
-    if not (width or height):
-        return fields
-    force = b.force
-    if not (force or b.crop or b.embed or b.enlarge or b.rotate):
-        force = True  # bimg's normalizeOperation
+        return {**fields, "fit": Fit("stretch", size[0] * b.zoom, size[1] * b.zoom),
+                "enlarge": True}  # fmt: skip
+    if shape == "force":
+        # A forced size ignores bimg's no-enlarge guard.
+        mode = "stretch" if width and height else "resize"
+        return {**fields, "fit": Fit(mode, width or None, height or None), "enlarge": True}
+    if shape == "crop-side":
+        assert size is not None
+        # The other side stays the source's; bimg cuts without scaling, never wider than it.
+        box = (min(width or size[0], size[0]), min(height or size[1], size[1]))
+        if box == size:
+            return fields
+        return {**fields, "fit": Fit("fill", *box), **gravity}
     if b.enlarge:
         fields["enlarge"] = True
-    gravity = None if b.gravity == "centre" else b.gravity
-    if force:
-        mode = "stretch" if width and height else "resize"
-        fields["fit"] = Fit(mode, width or None, height or None)
-        return fields
-    if b.crop:
-        if not (width and height):
-            assert size is not None
-            # bimg keeps the source's other side and crops without scaling.
-            width, height = width or size[0], height or size[1]
-        fields["fit"] = Fit("fill", width, height)
-        if gravity:
-            fields["gravity"] = gravity
-        return fields
-    if width and height and b.embed and not b.inside and b.gravity != "smart":
-        fields["fit"] = Fit("pad", width, height)
-        return fields
-    fields["fit"] = Fit("resize", width or None, height or None)
-    return fields
+    elif shape in ("crop", "embed"):
+        assert size is not None
+        if size[0] < width and size[1] < height:
+            return fields  # bimg leaves a source smaller than the box both ways as it is
+    if shape == "crop":
+        # bimg scales by the smaller factor whichever way that goes: up, too.
+        return {**fields, "fit": Fit("fill", width, height), "enlarge": True, **gravity}
+    if shape == "embed":
+        return {**fields, "fit": Fit("pad", width, height)}
+    return {**fields, "fit": Fit("resize", width or None, height or None)}
