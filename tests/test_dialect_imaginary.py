@@ -636,6 +636,8 @@ async def test_at_the_root_beside_the_native_urls(app_client, large) -> None:
     client = await app_client(**_config(prefix=""))
     image_id = await _stored(client, large)
     await _image(await client.get(f"/resize?width=300&file={image_id}"), (300, 169))
+    head = await client.head(f"/resize?width=300&file={image_id}")  # caches in front use HEAD
+    assert head.status == 200 and head.content_type == "image/jpeg"
     await _image(await client.get(f"/resize/300x300/{image_id}"), (300, 169))  # native resize
     await _image(await client.get(f"/fill/100x100/{image_id}"), (100, 100))
     await _image(await client.post("/crop?width=64&height=64", data=large), (64, 64))
