@@ -494,23 +494,53 @@ def _result_info(result: pipeline.Result) -> dict[str, object]:
 
 async def on_demand(request: web.Request) -> web.Response:
     """POST /{operations…} with an image body: transformed and returned, never stored."""
-    config = request.app[CONFIG]
     raw, _ = target(request)
     if raw.split("/", 2)[1] in RESERVED:
         raise MethodNotAllowed(f"POST is not allowed on {raw}")
     _, raw = signing.split(raw)  # writes are guarded by tokens, not signatures
     options = urls.parse_operations(raw, request.app[GRAMMAR])
-    limit = config.limits.max_upload_bytes
+    return await render_body(request, options, request.content.iter_chunked(CHUNK))
+
+
+def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The image in a request body: raw, or the multipart field image, file or data."""
+    if request.content_type.startswith("multipart/"):
+        return _multipart_chunks(request)
+    return request.content.iter_chunked(CHUNK)
+
+
+@contextlib.asynccontextmanager
+async def spooled(request: web.Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[Path]:
+    """The body on disk like an upload (so many large bodies in flight cost no memory),
+    under the upload limits and deadlines, removed afterwards."""
+    limit = request.app[CONFIG].limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
-    renderer = request.app[RENDERER]
-    options, requested = renderer.resolve(options, request.headers)[:2]
-    overlay = await renderer.overlay(options)
-    # Spooled to disk like an upload, so many large bodies in flight cost no memory.
     tmp = request.app[STORE].tmp / f"{os.getpid()}-{uuid.uuid4().hex}.body"
     try:
-        chunks = _timed(request, request.content.iter_chunked(CHUNK))
-        await spool(chunks, tmp, limit, durable=False)
+        await spool(_timed(request, chunks), tmp, limit, durable=False)
+        yield tmp
+    finally:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
+
+
+async def render_body(
+    request: web.Request,
+    options: Options,
+    chunks: AsyncIterator[bytes],
+    *,
+    finish: Callable[[Path], Awaitable[Options]] | None = None,
+) -> web.Response:
+    """Render a request body with `options` in the pool; never stored, never cached.
+    `finish`, when given, turns the spooled file into the Options to render (operations
+    that depend on the image's size); `options` is checked before the body is read."""
+    config = request.app[CONFIG]
+    renderer = request.app[RENDERER]
+    options, requested, vary = renderer.resolve(options, request.headers)[:3]
+    async with spooled(request, chunks) as tmp:
+        if finish is not None:
+            options, requested, vary = renderer.resolve(await finish(tmp), request.headers)[:3]
+        overlay = await renderer.overlay(options)
         result = await request.app[POOL].run(
             pipeline.render,
             tmp,
@@ -522,9 +552,9 @@ async def on_demand(request: web.Request) -> web.Response:
             metadata=config.output.metadata,
             overlay=overlay,
         )
-    finally:
-        await asyncio.to_thread(tmp.unlink, missing_ok=True)
     headers = {"Cache-Control": "no-store"}
+    if vary:  # `fmt/auto`: the answer depends on Accept even though nothing keeps it
+        headers["Vary"] = ", ".join(vary)
     if options.info:
         return _json(_result_info(result), headers=headers)
     if result.over_budget is not None:
