@@ -14,13 +14,16 @@ from . import __version__
 V = TypeVar("V")
 
 
-def result_key(canonical_path: str, identity: str, negotiated: str | None) -> str:
+def result_key(
+    canonical_path: str, identity: str, negotiated: str | None, settings: str = ""
+) -> str:
     """The strong ETag value (without quotes) of one derived image.
 
     A function of the source identity, the canonical operations, the negotiated output
-    format and the service version, so a new release never serves stale renders.
+    format, the service version and the encoder `settings` the URL does not name (default
+    quality, effort, metadata), so neither a new release nor a new config serves stale renders.
     """
-    material = "\n".join((__version__, identity, canonical_path, negotiated or "-"))
+    material = "\n".join((__version__, identity, canonical_path, negotiated or "-", settings))
     digest = hashlib.sha256(material.encode()).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 

@@ -118,9 +118,19 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class EffortConfig:
+    # CPU the encoder spends for smaller files at the same quality: WebP 0-6, AVIF 0-9.
+    # AVIF effort 0 renders in a fifth of effort 2's time for 5-9 % more bytes, still well
+    # under WebP's (README "AVIF encoder settings").
+    webp: int = 4
+    avif: int = 0
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     format: str | None = None
     quality: QualityConfig = field(default_factory=QualityConfig)
+    effort: EffortConfig = field(default_factory=EffortConfig)
     metadata: str = "strip"
     auto_formats: tuple[str, ...] = ("avif", "webp")
 
@@ -472,6 +482,7 @@ _SCHEMA: dict[str, Any] = {
     "output": {
         "format": _output_format,
         "quality": {"jpeg": _integer(1, 100), "webp": _integer(1, 100), "avif": _integer(1, 100)},
+        "effort": {"webp": _integer(0, 6), "avif": _integer(0, 9)},
         "metadata": _choice("strip", "copyright", "keep"),
         "auto_formats": _auto_formats,
     },
@@ -517,6 +528,7 @@ _CLASSES: dict[str, type] = {
     "auth": AuthConfig,
     "output": OutputConfig,
     "output.quality": QualityConfig,
+    "output.effort": EffortConfig,
     "cors": CorsConfig,
     "overlays": OverlaysConfig,
     "presets": PresetsConfig,

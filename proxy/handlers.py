@@ -27,7 +27,7 @@ from .errors import (
 )
 from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, RENDITION, SOURCE, STORE
 from .ops import Options
-from .renderer import YEAR, Rendition, quality_table
+from .renderer import YEAR, Rendition, effort_table, quality_table
 from .sources import spool
 from .sources.http import remote_ref
 from .urls import ID_RE, SourceRef
@@ -547,6 +547,7 @@ async def render_body(
             options,
             requested_format=requested,
             quality=quality_table(config),
+            effort=effort_table(config),
             max_pixels=config.limits.max_pixels,
             allow_svg=config.sources.allow_svg,
             metadata=config.output.metadata,

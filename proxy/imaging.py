@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyvips
 
+from .config import EffortConfig
 from .errors import NotFound, Unprocessable, UnsupportedMediaType
 
 Source = bytes | Path
@@ -215,6 +216,10 @@ def first_line(exc: BaseException) -> str:
 _QUOTED_PATH = re.compile(r"\"/[^\"]*\"")
 
 
+# output.effort's defaults, for callers that pass none.
+_EFFORT = EffortConfig()
+
+
 def encode(
     image: pyvips.Image,
     fmt: str,
@@ -223,19 +228,22 @@ def encode(
     keep: int = pyvips.enums.ForeignKeep.NONE,
     lossless: bool = False,
     palette: int | None = None,
+    effort: int | None = None,
 ) -> bytes:
-    """Save to `fmt`, with only the metadata `keep` names (proxy/embedded.py sets it)."""
+    """Save to `fmt`, with only the metadata `keep` names (proxy/embedded.py sets it);
+    `effort` is the WebP or AVIF encoder's (output.effort)."""
     try:
         if fmt == "jpeg":
             # Progressive with optimised Huffman tables: what browsers and peers emit, ~5 %
             # smaller for a small extra cost at encode.
             return image.jpegsave_buffer(Q=quality, keep=keep, optimize_coding=True, interlace=True)
         if fmt == "webp":
-            return image.webpsave_buffer(Q=quality, keep=keep, effort=4, lossless=lossless)
+            effort = _EFFORT.webp if effort is None else effort
+            return image.webpsave_buffer(Q=quality, keep=keep, effort=effort, lossless=lossless)
         if fmt == "avif":
-            # AV1 encoding is the slowest step of any render; effort 2 keeps it interactive.
+            effort = _EFFORT.avif if effort is None else effort
             return image.heifsave_buffer(
-                Q=quality, keep=keep, compression="av1", effort=2, lossless=lossless
+                Q=quality, keep=keep, compression="av1", effort=effort, lossless=lossless
             )
         if fmt in ("png", "gif") and palette is not None:
             return _quantised(image, fmt, palette, keep)

@@ -59,6 +59,7 @@ class Plan:
     # the image then, from what it sees, instead of the loader from the header.
     late: bool = False
     meta: str = "strip"
+    effort: int | None = None  # the encoder's (output.effort); None: imaging's default
     overlay: pyvips.Image | None = None  # the watermark, decoded (see `overlay_image`)
     faces: faces.Track | None = None  # when the output depends on them (ops.uses_faces)
 
@@ -131,6 +132,7 @@ def plan(
     requested_format: str | None,
     quality: Mapping[str, int],
     metadata: str = "strip",
+    effort: Mapping[str, int] | None = None,
 ) -> Plan:
     fmt = output_format(requested_format, header)
     _check_encoding(options, fmt)
@@ -143,13 +145,14 @@ def plan(
     crop = _clip_crop(options.crop, header) if options.crop else None
     q = options.quality if options.quality is not None else quality.get(fmt)
     meta = options.meta or metadata
+    e = (effort or {}).get(fmt)
     if options.trim is not None and animated:
         raise BadRequest(
             f"'trim/{options.trim}': frames of an animation would trim differently; "
             "add page/1 for a still"
         )
     if options.trim is not None or options.rotate not in (0, 90, 180, 270):
-        return Plan(crop, None, None, fmt, animated, q, options, late=True, meta=meta)
+        return Plan(crop, None, None, fmt, animated, q, options, late=True, meta=meta, effort=e)
     width, height = (crop[2], crop[3]) if crop else (header.width, header.height)
     quarter = options.rotate in (90, 270)
     if quarter:  # the box applies to the rotated image
@@ -159,7 +162,7 @@ def plan(
         scaled = (scaled[1], scaled[0])
     if scaled == (crop[2], crop[3]) if crop else scaled == (header.width, header.height):
         scaled = None
-    return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta)
+    return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta, effort=e)
 
 
 def _check_encoding(o: Options, fmt: str) -> None:
@@ -313,7 +316,8 @@ def render(
 ) -> Result:
     """Turn an original into the derived image `options` describes; from its `preview`
     (previews.py) when the output is small enough and needs no source pixel coordinates.
-    `settings` are prepare()'s: requested_format, quality, max_pixels, allow_svg, metadata."""
+    `settings` are prepare()'s: requested_format, quality, effort, max_pixels, allow_svg,
+    metadata."""
     started = time.perf_counter()
     return render_planned(prepare(source, options, **settings), preview=preview, started=started)
 
@@ -328,6 +332,7 @@ def prepare(
     allow_svg: bool = False,
     metadata: str = "strip",
     overlay: Overlay | None = None,
+    effort: Mapping[str, int] | None = None,
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
     source = imaging.loadable(source)
@@ -340,7 +345,7 @@ def prepare(
             header, _ = imaging.read_header(
                 source, allow_svg=allow_svg, max_pixels=max_pixels, page=options.page - 1
             )
-    planned = plan(header, options, requested_format, quality, metadata)
+    planned = plan(header, options, requested_format, quality, metadata, effort)
     if overlay is not None and options.watermark is not None:
         planned = dataclasses.replace(planned, overlay=overlay_image(overlay, max_pixels))
     return source, header, planned
@@ -460,7 +465,7 @@ MIN_BUDGET_QUALITY = 10
 def _encode(img: pyvips.Image, p: Plan, keep: int) -> tuple[bytes, int | None]:
     """The encoded bytes, and their size when even the lowest quality is over `maxbytes`."""
     o = p.options
-    options = {"keep": keep, "lossless": o.lossless, "palette": o.palette}
+    options = {"keep": keep, "lossless": o.lossless, "palette": o.palette, "effort": p.effort}
     budget = o.maxbytes
     if budget is None:
         return imaging.encode(img, p.output_format, p.quality, **options), None

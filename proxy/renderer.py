@@ -141,6 +141,8 @@ class Renderer:
         self.faces: LRUCache[str, tuple[faces.Box, ...]] = LRUCache(FACES_KEPT)
         self.detections = 0  # face detections actually run in this process
         self._files: dict[str, str] = {}  # fallback image files: path -> content identity
+        # What shapes the bytes besides the URL: part of every ETag (cache.result_key).
+        self.settings = repr((quality_table(config), effort_table(config), config.output.metadata))
 
     async def prepare(
         self, options: Options, ref: SourceRef, request_headers: Mapping[str, str]
@@ -181,7 +183,7 @@ class Renderer:
             identity = rendition.original.identity
         if ops.uses_faces(options):  # another detector may find other faces
             identity = f"{identity}|{faces.DETECTOR}"
-        rendition.etag = cache.result_key(canonical, identity, variant)
+        rendition.etag = cache.result_key(canonical, identity, variant, self.settings)
         return rendition
 
     def source_for(self, ref: SourceRef) -> Source:
@@ -369,6 +371,7 @@ class Renderer:
             options,
             requested_format=requested,
             quality=quality_table(self.config),
+            effort=effort_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
             metadata=self.config.output.metadata,
@@ -384,3 +387,8 @@ class Renderer:
 def quality_table(config: Config) -> dict[str, int]:
     q = config.output.quality
     return {"jpeg": q.jpeg, "webp": q.webp, "avif": q.avif}
+
+
+def effort_table(config: Config) -> dict[str, int]:
+    e = config.output.effort
+    return {"webp": e.webp, "avif": e.avif}

@@ -1,0 +1,81 @@
+"""output.effort: the WebP and AVIF encoders' CPU-for-bytes knob, from config to the bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import decode, gradient
+from proxy import imaging
+from proxy.config import ConfigError, EffortConfig, from_mapping
+
+
+def test_effort_defaults_favour_speed_for_avif() -> None:
+    assert from_mapping({}).output.effort == EffortConfig(webp=4, avif=0)
+
+
+def test_effort_is_read_from_file_and_environment() -> None:
+    env = {"PROGIMAGE_OUTPUT__EFFORT__WEBP": "6"}
+    cfg = from_mapping({"output": {"effort": {"avif": 5}}}, env)
+    assert cfg.output.effort == EffortConfig(webp=6, avif=5)
+
+
+@pytest.mark.parametrize(
+    ("effort", "key"),
+    [({"avif": 10}, "output.effort.avif"), ({"webp": -1}, "output.effort.webp"),
+     ({"webp": 7}, "output.effort.webp"), ({"jpeg": 3}, "output.effort.jpeg")],
+)  # fmt: skip
+def test_effort_out_of_range_is_refused(effort: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        from_mapping({"output": {"effort": effort}})
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp"])
+def test_effort_reaches_the_encoder(fmt: str) -> None:
+    # Noise has detail an encoder can spend effort on; a gradient alone may not tell.
+    image = gradient(256, 192).add(pyvips_noise(256, 192)).cast("uchar")
+    fast = imaging.encode(image, fmt, 60, effort=0)
+    slow = imaging.encode(image, fmt, 60, effort=5)
+    assert fast != slow
+    for body in (fast, slow):
+        assert (decode(body).width, decode(body).height) == (256, 192)
+
+
+def pyvips_noise(width: int, height: int):
+    import pyvips
+
+    return pyvips.Image.gaussnoise(width, height, sigma=12, mean=0)
+
+
+async def upload(client, data: bytes) -> str:
+    response = await client.put("/images", data=data)
+    assert response.status in (200, 201), await response.text()  # the apps share a store
+    return (await response.json())["id"]
+
+
+async def test_configured_effort_changes_the_bytes_and_the_etag(app_client) -> None:
+    data = gradient(640, 480).add(pyvips_noise(640, 480)).cast("uchar").jpegsave_buffer(Q=92)
+    answers = []
+    for effort in (0, 6):
+        client = await app_client(output={"effort": {"avif": effort}})
+        image_id = await upload(client, data)
+        response = await client.get(f"/resize/200x150/fmt/avif/{image_id}")
+        assert response.status == 200, await response.text()
+        assert response.content_type == "image/avif"
+        body = await response.read()
+        assert (decode(body).width, decode(body).height) == (200, 150)
+        answers.append((body, response.headers["ETag"]))
+    (fast, fast_tag), (slow, slow_tag) = answers
+    assert fast != slow
+    # A cache that revalidates with the old ETag must not be told its copy is current.
+    assert fast_tag != slow_tag
+
+
+async def test_quality_default_is_part_of_the_etag(app_client, jpeg_bytes) -> None:
+    tags = []
+    for quality in (50, 90):
+        client = await app_client(output={"quality": {"jpeg": quality}})
+        image_id = await upload(client, jpeg_bytes)
+        response = await client.get(f"/resize/100x75/{image_id}")
+        assert response.status == 200
+        tags.append(response.headers["ETag"])
+    assert tags[0] != tags[1]
