@@ -36,7 +36,7 @@ Knobs (environment):
   BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
   BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
   BENCH_NO_RAW=1        service only
-  BENCH_PEERS           peers measured in the same run on W1-W4 (thumbor,ipx; empty = none);
+  BENCH_PEERS           peers measured in the same run on W1-W4 and W7 (thumbor,ipx; empty = none);
                         installed on first use under BENCH_PEERS_DIR (default: BENCH_DIR,
                         /tmp/progimage-bench, where the photographs are made too)
   BENCH_QUIET_WAIT (10) BENCH_QUIET_MAX (15) BENCH_NOISY_MAX (25) BENCH_RETRIES (1)

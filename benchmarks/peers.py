@@ -29,12 +29,14 @@ from process_group import ProcessGroup
 THUMBOR_SPEC = "thumbor>=7.8,<8"
 IPX_SPEC = "ipx@3"
 
-# workload key -> (width, height, format) as each peer spells the transform
+# workload key -> (width, height, format, quality) as each peer spells the transform; the
+# quality is the service's default for that format, so the peers encode to the same target.
 TRANSFORMS = {
-    "W1": (300, 200, "jpeg"),
-    "W2": (300, 200, "webp"),
-    "W3": (800, 600, "jpeg"),
-    "W4": (300, 300, "webp"),
+    "W1": (300, 200, "jpeg", 80),
+    "W2": (300, 200, "webp", 80),
+    "W3": (800, 600, "jpeg", 80),
+    "W4": (300, 300, "webp", 80),
+    "W7": (300, 200, "avif", 60),
 }
 
 # Node resolves `require("ipx")` from the script's folder: the script is written there.
@@ -95,13 +97,13 @@ def ensure_nginx() -> str:
 
 
 def thumbor_path(key: str, name: str) -> str:
-    width, height, fmt = TRANSFORMS[key]
-    return f"/unsafe/fit-in/{width}x{height}/filters:format({fmt}):quality(80)/{name}"
+    width, height, fmt, quality = TRANSFORMS[key]
+    return f"/unsafe/fit-in/{width}x{height}/filters:format({fmt}):quality({quality})/{name}"
 
 
 def ipx_path(key: str, name: str) -> str:
-    width, height, fmt = TRANSFORMS[key]
-    return f"/s_{width}x{height},fit_inside,q_80,f_{fmt}/{name}"
+    width, height, fmt, quality = TRANSFORMS[key]
+    return f"/s_{width}x{height},fit_inside,q_{quality},f_{fmt}/{name}"
 
 
 class Peer(ProcessGroup):

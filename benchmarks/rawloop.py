@@ -27,10 +27,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # The service's encoders, mirrored from proxy/imaging.py encode() (quality from the URL, or
-# the configured default: avif 60).
+# the configured defaults: avif 60, output.effort webp 4 and avif 0).
 JPEG = {"Q": 80, "optimize_coding": True, "interlace": True}
 WEBP = {"Q": 80, "effort": 4}
-AVIF = {"Q": 60, "compression": "av1", "effort": 2}
+AVIF = {"Q": 60, "compression": "av1", "effort": 0}
 HASH_SIZE = 32  # proxy/metadata.py: pHash of a 32x32 grey thumbnail
 
 # workload -> (image key, box width, box height, encoder); W6 is the upload's describe step.
