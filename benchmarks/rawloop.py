@@ -18,8 +18,10 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,14 +67,35 @@ def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[]
 
     if encoder == "phash":
 
+        folder = Path(tempfile.mkdtemp(prefix="progimage-rawloop-"))
+
         def describe() -> bytes:
-            # PUT /images: SHA-256 of the body, then the service's own check of it (header,
-            # one shrink-on-load decode of the whole image, pHash, the preview of a large
-            # original). The service also writes and fsyncs the files: I/O, not counted here.
+            # PUT /images: SHA-256 of the body, the service's own check of it (header, one
+            # shrink-on-load decode of the whole image, pHash, the preview of a large
+            # original), then the same durable writes as the local store's commit: body,
+            # record and preview each fsynced, the rename, the directory fsynced.
             digest = hashlib.sha256(data).digest()
             facts, preview = metadata.examine(
                 data, allow_svg=False, max_pixels=10**9, preview=previews
             )
+            name = uuid.uuid4().hex
+            record = json.dumps({"id": digest.hex()[:32], "phash": facts.phash}).encode()
+            files = [folder / f"{name}.json", folder / f"{name}.preview", folder / name]
+            for path, body in zip(files, (record, preview, data), strict=True):
+                if body is None:
+                    continue
+                with open(path.with_suffix(".tmp"), "wb") as f:
+                    f.write(body)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(path.with_suffix(".tmp"), path)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            for path in files:  # the bench would otherwise fill the disk
+                path.unlink(missing_ok=True)
             return digest + facts.phash.encode() + (preview or b"")
 
         return describe
