@@ -836,7 +836,8 @@ def markdown(report: dict) -> str:
         "W5 has no raw counterpart; W9's service ÷ raw cell is its rate ÷ W1's in the same run "
         "(the cost of the two overlays). W6 raw = SHA-256 + the service's check of the upload "
         "(header, one shrink-on-load decode, pHash, the preview of a large original) and the "
-        "store's durable writes (body, record, preview fsynced, renamed, directory fsynced). Raw rows render from the preview exactly when the service does. "
+        "store's durable writes (body, record, preview fsynced, renamed, directory fsynced). "
+        "Raw rows render from the preview exactly when the service does. "
         "service ÷ raw compares throughput; CPU raw ÷ service compares CPU time "
         "per image (1.00 = no overhead), which is less sensitive to other load on the machine. "
         "NOISY = other processes used over BENCH_NOISY_MAX % of a core even on the retry.",
