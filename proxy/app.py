@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import cors, dialects, docs, handlers, imaging, metrics, overlays, playground, urls
+from . import cors, dialects, docs, handlers, imaging, inputs, metrics, overlays, playground, urls
 from .config import Config
+from .decoders.sandbox import Limits
 from .jobs import TTL, BucketBoard, FileBoard, Jobs
 from .keys import CONFIG, GRAMMAR, JOBS, LOCATED, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
@@ -87,6 +88,15 @@ async def _remote_sources(app: web.Application) -> AsyncIterator[None]:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     imaging.configure(allow_svg=config.sources.allow_svg)
+    limits = config.limits
+    inputs.configure(
+        Limits(
+            cpu_seconds=limits.decoder_cpu_seconds,
+            memory_bytes=limits.decoder_memory,
+            timeout=limits.decoder_timeout,
+            workers=limits.effective_concurrency,
+        )
+    )
     store = make_store(config.storage)
     await store.open()
     if config.cache.sources_in_store:

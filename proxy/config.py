@@ -68,6 +68,11 @@ class LimitsConfig:
     header_timeout: float = 15.0
     body_idle_timeout: float = 30.0
     body_timeout: float = 300.0
+    # A sandboxed decoder (HEIC, PDF, video, JPEG XL, BMP, ICO: proxy/inputs.py) past any of
+    # these is killed: 422 for CPU time and memory, 504 for the wall clock.
+    decoder_cpu_seconds: int = 10
+    decoder_memory: int = 1073741824
+    decoder_timeout: float = 20.0
 
     @property
     def effective_concurrency(self) -> int:
@@ -469,6 +474,9 @@ _SCHEMA: dict[str, Any] = {
         "header_timeout": _number(0, inclusive=False),
         "body_idle_timeout": _number(0, inclusive=False),
         "body_timeout": _number(0, inclusive=False),
+        "decoder_cpu_seconds": _integer(1),
+        "decoder_memory": _SIZE,
+        "decoder_timeout": _number(0, inclusive=False),
     },
     "sources": {
         "allowed_hosts": _hosts,

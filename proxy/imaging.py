@@ -45,8 +45,22 @@ def configure(*, vips_concurrency: int = 1, allow_svg: bool = False) -> None:
     pyvips.operation_block_set("VipsForeignLoadSvg", not allow_svg)
 
 
+# Formats the sandbox reads (proxy/inputs.py). By the time one reaches a loader here it is
+# the sandbox's uncompressed TIFF of the decoded pixels, so they load as TIFF.
+RASTERISED = frozenset({"heic", "pdf", "mp4", "mov", "webm", "mkv", "jxl", "bmp", "ico"})
+_AVIF_BRANDS = (b"avif", b"avis")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_VIDEO_BRANDS = (
+    b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash",
+    b"qt  ", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"mmp4", b"MSNV", b"f4v ",
+)  # fmt: skip
+
+
 def sniff(head: bytes) -> str | None:
-    """The format named by the first bytes of a file, or None when it is not an image we load."""
+    """The format named by the first bytes of a file, or None when it is not an image we load.
+
+    Sandboxed formats sniff as their decoder's family: `heic`, `pdf`, `video`, `jxl`, `bmp`,
+    `ico` (inputs.py names the container exactly once it is decoded)."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -57,14 +71,36 @@ def sniff(head: bytes) -> str | None:
         return "webp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
-    if head[4:8] == b"ftyp" and head[8:12] in (
-        b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
-    ):  # fmt: skip
-        return "heif"
+    if head[4:8] == b"ftyp":
+        brands = _brands(head)
+        if any(b in brands for b in _AVIF_BRANDS):
+            return "heif"
+        if brands and brands[0] in _HEIF_BRANDS:
+            return "heic"
+        if any(b in brands for b in _VIDEO_BRANDS):
+            return "video"
+        return None
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM, Matroska
+        return "video"
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return "jxl"
+    if head[:2] == b"BM" and len(head) >= 18 and head[14] in (12, 40, 52, 56, 64, 108, 124):
+        return "bmp"
+    if head[:4] == b"\x00\x00\x01\x00" and len(head) >= 6 and head[4] | head[5]:
+        return "ico"
     text = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<svg", b"<?xml")) and b"<svg" in head[:4096].lower():
         return "svg"
     return None
+
+
+def _brands(head: bytes) -> list[bytes]:
+    """The major brand, then the compatible ones, of an ISO BMFF `ftyp` box."""
+    size = int.from_bytes(head[:4], "big")
+    end = min(max(size, 16), len(head), 256)
+    return [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
 
 
 SNIFF_BYTES = 4096
@@ -106,13 +142,14 @@ def vanished(source: Source) -> bool:
 class Header:
     """What the header says, before any pixel is decoded."""
 
-    format: str  # jpeg png webp gif tiff avif heic svg
+    format: str  # jpeg png webp gif tiff avif svg, or one of RASTERISED
     width: int  # upright, after EXIF orientation
     height: int  # of one page
     pages: int
     bands: int
     has_alpha: bool
     orientation: int
+    duration: float | None = None  # seconds, of a video
 
     @property
     def pixels(self) -> int:
@@ -125,7 +162,7 @@ def open_image(source: Source, fmt: str, **options: object) -> pyvips.Image:
     `fmt` (a sniffed or header format) names the loader: libvips never guesses from the
     bytes, which would also cost a probe of every loader it has (~0.2 ms per open).
     """
-    loader = _LOADER_PREFIX["heif" if fmt in ("avif", "heic") else fmt]
+    loader = _LOADER_PREFIX["tiff" if fmt in RASTERISED else "heif" if fmt == "avif" else fmt]
     try:
         if isinstance(source, bytes):
             return pyvips.Operation.call(f"{loader}_buffer", source, **options)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyvips
 
-from . import imaging, ops, placeholders, previews
+from . import imaging, inputs, ops, placeholders, previews
 from .errors import Unprocessable
 from .imaging import Source
 
@@ -24,6 +24,7 @@ class Facts:
     has_alpha: bool
     pages: int
     orientation: int
+    duration: float | None  # seconds, of a video; None otherwise
     phash: str  # 16 hex digits
     # Placeholders (placeholders.py); None on records stored before they were computed.
     blurhash: str | None = None
@@ -35,7 +36,10 @@ class Facts:
         return ops.MIME_TYPES[self.format]
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "mime": self.mime}
+        facts = {**asdict(self), "mime": self.mime}
+        if facts["duration"] is None:
+            del facts["duration"]
+        return facts
 
 
 def describe(source: Source, *, allow_svg: bool, max_pixels: int) -> Facts:
@@ -54,8 +58,9 @@ def examine(
     The hash of a large original is taken from its preview's pixels whether or not the
     preview is kept, so a stored image and the same bytes behind a URL hash alike.
     """
-    source = imaging.loadable(source)
-    header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
+    source, header = inputs.open_source(
+        imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels
+    )
     kept = None
     try:
         if previews.eligible(header):

@@ -39,6 +39,15 @@ MIME_TYPES = {
     "tiff": "image/tiff",
     "heic": "image/heic",
     "svg": "image/svg+xml",
+    # Read only (SPEC §10): what /info reports of such an original.
+    "pdf": "application/pdf",
+    "jxl": "image/jxl",
+    "bmp": "image/bmp",
+    "ico": "image/vnd.microsoft.icon",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
 }
 LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})  # the ones `maxbytes` can search
 LOSSLESS_FORMATS = frozenset({"webp", "avif"})
@@ -109,7 +118,10 @@ REGISTRY: tuple[Operation, ...] = (
     Operation("preset", None, a.Name(r"[A-Za-z0-9_-]{1,64}", "a preset name"),
               "expand a named preset from `presets.definitions`"),
     Operation("page", "page", a.Integer(1, 10000),
-              "this page (TIFF, HEIF) or frame (GIF, WebP), not animated"),
+              "this page (TIFF, PDF, HEIF) or frame (GIF, WebP), not animated; past the end → 400"),
+    Operation("at", "at", a.Decimal(0, 86400),
+              "video: the frame shown at this second (default 1, or the first of a shorter "
+              "video; past the end, the last)"),
     Operation("crop", "crop", a.Region(),
               "take this region of the upright source first (clipped to it; wholly outside → 400)"),
     Operation("trim", "trim", a.Integer(1, 255),

@@ -15,7 +15,7 @@ from typing import Any
 import cachetools
 import pyvips
 
-from . import embedded, faces, imaging, ops, previews, steps
+from . import embedded, faces, imaging, inputs, ops, previews, steps
 from . import placeholders as placeholders_module
 from .errors import BadRequest, ProxyError, Unprocessable, UnsupportedMediaType
 from .imaging import Header, Source
@@ -99,9 +99,10 @@ def overlay_image(overlay: Overlay, max_pixels: int) -> pyvips.Image:
     found = overlay.decoded or decoded_overlay(overlay.identity)
     if found is not None:
         return found
-    source = imaging.loadable(overlay.source)
     try:
-        header, _ = imaging.read_header(source, allow_svg=False, max_pixels=max_pixels)
+        source, header = inputs.open_source(
+            imaging.loadable(overlay.source), allow_svg=False, max_pixels=max_pixels
+        )
     except (Unprocessable, UnsupportedMediaType) as exc:
         raise Unprocessable(f"'watermark/{overlay.identity}': {exc.detail}") from None
     try:
@@ -241,7 +242,9 @@ def _load_scaled(source: Source, header: Header, p: Plan) -> pyvips.Image:
     """Decode once: through shrink-on-load when nothing needs the full-size pixels first."""
     random_access = _needs_random_access(p)
     fail_on = imaging.fail_on(header.format)
-    page = {} if p.page is None else {"page": p.page}
+    # A sandboxed format's source is already the one page or frame asked for.
+    single = p.page is None or header.format in imaging.RASTERISED
+    page = {} if single else {"page": p.page}
     if p.scaled and not p.crop:
         width, height = p.scaled
         shrink = _jpeg_shrink(header, width, height)
@@ -335,20 +338,27 @@ def prepare(
     effort: Mapping[str, int] | None = None,
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
-    source = imaging.loadable(source)
-    header, _ = imaging.read_header(source, allow_svg=allow_svg, max_pixels=max_pixels)
-    if options.page is not None:
-        if options.page > header.pages:
-            pages = f"{header.pages} page" + ("s" if header.pages > 1 else "")
-            raise BadRequest(f"'page/{options.page}': the image has {pages}")
-        if options.page > 1:  # pages of one file may differ in size
-            header, _ = imaging.read_header(
-                source, allow_svg=allow_svg, max_pixels=max_pixels, page=options.page - 1
-            )
+    source, header = inputs.open_source(
+        imaging.loadable(source),
+        allow_svg=allow_svg,
+        max_pixels=max_pixels,
+        page=options.page,
+        at=options.at,
+        box=_density_box(options),
+    )
     planned = plan(header, options, requested_format, quality, metadata, effort)
     if overlay is not None and options.watermark is not None:
         planned = dataclasses.replace(planned, overlay=overlay_image(overlay, max_pixels))
     return source, header, planned
+
+
+def _density_box(o: Options) -> tuple[int | None, int | None] | None:
+    """The box a PDF page is drawn to cover; None (72 dpi, where a pixel is a point) when
+    the URL names source coordinates or asks for no size."""
+    if o.mode is None or o.crop or o.trim is not None or o.rotate not in (0, 90, 180, 270):
+        return None
+    width, height = o.box
+    return (height, width) if o.rotate in (90, 270) else (width, height)
 
 
 def _uses_preview(p: Plan) -> bool:
@@ -360,6 +370,7 @@ def _uses_preview(p: Plan) -> bool:
         and not p.crop
         and not p.late
         and p.options.page is None
+        and p.options.at is None
         and p.meta == "strip"
     )
 

@@ -23,7 +23,7 @@ EDGE = 1024  # the preview fits in EDGE x EDGE…
 DCT_EDGE = 768  # …but a JPEG's DCT-scaled decode whose long side is at least this is kept as is
 MIN_EDGE = 2 * EDGE  # smaller originals decode fast enough on their own
 # Single-frame formats a preview can stand in for (animations keep every frame).
-FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "avif", "heic"})
+FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "avif"})
 # Measured on W1's photograph: a Q85 preview is ~225 KB for 12 MP, and W1 renders from it differ
 # from renders of the original by 1.6 levels in 255 on average (Q92: 380 KB, 1.4 levels).
 JPEG_QUALITY = 85
@@ -31,6 +31,11 @@ WEBP_QUALITY = 85
 
 
 def eligible(header: Header) -> bool:
+    """Large originals; and every one the sandbox decodes, whatever its size, since starting
+    the decoder's process costs more than most renders (of a PDF, page 1; of a video, the
+    default frame)."""
+    if header.format in imaging.RASTERISED:
+        return True
     return (
         header.pages == 1
         and header.format in FORMATS
@@ -47,7 +52,7 @@ def working_copy(source: Source, header: Header) -> pyvips.Image:
         if max(img.width, img.height) > EDGE:
             img = img.thumbnail_image(EDGE, height=EDGE)
     else:
-        img = imaging.thumbnail(source, EDGE, height=EDGE, fail_on=fail_on)
+        img = imaging.thumbnail(source, EDGE, height=EDGE, size="down", fail_on=fail_on)
     return imaging.to_srgb(img).copy_memory()
 
 

@@ -313,7 +313,9 @@ async def test_upload_over_the_limit_is_413(app_client) -> None:
 
 async def test_not_an_image_is_415(client) -> None:
     await assert_problem(await client.put("/images", data=b"hello, world"), 415)
-    await assert_problem(await client.put("/images", data=b"%PDF-1.7\n..."), 415)
+    await assert_problem(await client.put("/images", data=b"PK\x03\x04" + bytes(64)), 415)
+    # a PDF is read (SPEC §10): one that is not really one is corrupt, not unknown
+    await assert_problem(await client.put("/images", data=b"%PDF-1.7\n..."), 422)
 
 
 async def test_empty_body_is_400(client) -> None:

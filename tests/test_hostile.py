@@ -200,6 +200,12 @@ CASES: dict[str, tuple[Callable[[], bytes], set[int], dict]] = {
                 ("tiff-be", b"MM\x00*"),
                 ("avif", b"\x00\x00\x00\x1cftypavif"),
                 ("heic", b"\x00\x00\x00\x18ftypheic"),
+                ("pdf", b"%PDF-1.7\n"),
+                ("mp4", b"\x00\x00\x00\x18ftypisom"),
+                ("webm", b"\x1a\x45\xdf\xa3"),
+                ("jxl", b"\xff\x0a"),
+                ("bmp", b"BM" + bytes(12) + b"\x28"),
+                ("ico", b"\x00\x00\x01\x00\x01\x00"),
             ]
         )
     },

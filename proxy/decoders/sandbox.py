@@ -8,6 +8,7 @@ thread (the render pool): it blocks until the child is done.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,10 +16,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from ..errors import GatewayTimeout, Unprocessable
-
-# Exit status of a child whose decoder refused the bytes (its message is on stderr).
-REFUSED = 2
+from ..errors import BadRequest, GatewayTimeout, Unprocessable
+from .child import ASKED_WRONG, OUT_OF_MEMORY, REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +37,15 @@ class Sandbox:
 
     def decode(self, decoder: str, data: bytes) -> bytes:
         """`decoder` ("package.module:function") maps the input bytes to output bytes."""
+        return self.run(decoder, data)[1]
+
+    def run(self, decoder: str, data: bytes, **options: object) -> tuple[dict, bytes]:
+        """The decoder's facts and output for `data`; `options` are its keyword arguments
+        (JSON values)."""
         limits = self.limits
         command = [
             sys.executable, "-s", "-m", "proxy.decoders.child", decoder,
-            str(limits.cpu_seconds), str(limits.memory_bytes),
+            str(limits.cpu_seconds), str(limits.memory_bytes), json.dumps(options),
         ]  # fmt: skip
         with self._slots:
             child = subprocess.Popen(
@@ -60,10 +64,13 @@ class Sandbox:
                 raise GatewayTimeout(
                     f"the decoder took longer than {limits.timeout:g} s on this image"
                 ) from None
+        reason = err.decode("utf-8", "replace").strip().splitlines()
         if child.returncode == 0:
-            return out
+            facts, _, body = out.partition(b"\n")
+            return json.loads(facts), body
+        if child.returncode == ASKED_WRONG:
+            raise BadRequest(reason[-1] if reason else "the file does not hold what was asked for")
         if child.returncode == REFUSED:
-            reason = err.decode("utf-8", "replace").strip().splitlines()
             raise Unprocessable(f"the image cannot be read: {reason[-1] if reason else 'corrupt'}")
         raise Unprocessable(f"the image cannot be read: the decoder {_death(child.returncode)}")
 
@@ -74,7 +81,7 @@ def _death(returncode: int) -> str:
         if number in (signal.SIGXCPU, signal.SIGKILL):
             return "ran out of CPU time"
         return f"crashed ({signal.Signals(number).name})"
-    if returncode == 3:
+    if returncode == OUT_OF_MEMORY:
         return "ran out of memory"
     return f"failed (exit status {returncode})"
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .. import imaging, urls
+from .. import imaging, inputs, urls
 from ..errors import BadRequest, Forbidden
 from ..handlers import respond_derived, target
 from ..keys import CONFIG, GRAMMAR, POOL, RENDERER, STORE
@@ -87,6 +87,7 @@ async def source_size(request: web.Request, ref: SourceRef) -> tuple[int, int]:
 
 
 def _upright_size(data: bytes | Path, *, allow_svg: bool, max_pixels: int) -> tuple[int, int]:
-    header, _ = imaging.read_header(imaging.loadable(data), allow_svg=allow_svg,
-                                    max_pixels=max_pixels)  # fmt: skip
+    _, header = inputs.open_source(
+        imaging.loadable(data), allow_svg=allow_svg, max_pixels=max_pixels
+    )
     return header.width, header.height

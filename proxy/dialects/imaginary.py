@@ -23,7 +23,7 @@ from urllib.parse import quote_plus, unquote
 import pyvips
 from aiohttp import web
 
-from .. import handlers, imaging
+from .. import handlers, imaging, inputs
 from ..config import ImaginaryDialect
 from ..errors import BadRequest, Forbidden, MethodNotAllowed, ProxyError, UpstreamMissing
 from ..keys import CONFIG, GRAMMAR, POOL, RENDERER, STORE
@@ -267,7 +267,7 @@ async def _header_size(request: web.Request, source: bytes | Path) -> Size:
 
 
 def _read_size(source: bytes | Path, allow_svg: bool, max_pixels: int) -> Size:
-    header, _ = imaging.read_header(
+    _, header = inputs.open_source(
         imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels
     )
     return header.width, header.height
@@ -283,9 +283,10 @@ async def _info_of(request: web.Request, source: bytes | Path) -> dict[str, obje
 def describe(source: bytes | Path, allow_svg: bool, max_pixels: int) -> dict[str, object]:
     """image.go Info: the header as bimg.Metadata reports it (stored size, not upright;
     orientation 0 when the image has none)."""
-    header, image = imaging.read_header(
+    source, header = inputs.open_source(
         imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels
     )
+    image = imaging.open_image(source, header.format, access="sequential")
     orientation = image.get("orientation") if image.get_typeof("orientation") else 0
     return {
         "width": image.width,
