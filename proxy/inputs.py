@@ -10,7 +10,12 @@ same pipeline as any TIFF; the header keeps the original's format, page count an
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+
+import cachetools
 
 from . import imaging
 from .decoders.sandbox import Limits, Sandbox
@@ -35,8 +40,28 @@ def configure(limits: Limits) -> None:
     _sandbox = Sandbox(limits)
 
 
-def sandboxed(source: Source) -> bool:
-    return imaging.sniff(imaging.read_head(source)) in DECODERS
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A sandboxed original whose header is known (remembered from an earlier decode) and
+    whose pixels are decoded only if the render needs them: a thumbnail its preview serves
+    never starts the decoder."""
+
+    data: Source
+    options: dict[str, object]
+
+    def pixels(self) -> bytes:
+        return _decode(self.data, self.options)[1]
+
+
+# Headers of sandboxed originals by (identity, page, at): bytes by their hash, files by
+# inode, size and mtime, so that what is under a key never changes.
+_headers: cachetools.LRUCache[tuple, Header] = cachetools.LRUCache(maxsize=4096)
+_headers_lock = threading.Lock()
+
+
+def pixels(source: Source | Pending) -> Source:
+    """The bytes a loader reads: a Pending original is decoded now."""
+    return source.pixels() if isinstance(source, Pending) else source
 
 
 def open_source(
@@ -47,11 +72,16 @@ def open_source(
     page: int | None = None,
     at: float | None = None,
     box: tuple[int | None, int | None] | None = None,
-) -> tuple[Source, Header]:
+    inside: bool = True,
+) -> tuple[Source | Pending, Header]:
     """The source the pipeline reads and its header: 415 for what is not an image we read,
     422 for what is corrupt or over `max_pixels` (checked before pixels are decoded), 400
-    for a `page` past the end. `box` (output pixels) sets the density a PDF page is drawn
-    at; `at` the second of a video's frame."""
+    for a `page` past the end.
+
+    For a sandboxed format the header is the original's (a PDF page's size in points) and the
+    source is the decoded TIFF, or a Pending one when the header was known. `box` (output
+    pixels) sets the density a PDF page is drawn at: to fit `inside` it, else to cover it.
+    """
     kind = imaging.sniff(imaging.read_head(source))
     decoder = DECODERS.get(kind)
     if decoder is None:
@@ -65,27 +95,48 @@ def open_source(
                     source, allow_svg=allow_svg, max_pixels=max_pixels, page=page - 1
                 )
         return source, header
-    data = _read(source)
-    facts, raster = _sandbox.run(
-        decoder,
-        data,
-        max_pixels=max_pixels,
-        page=page,
-        at=at,
-        box=list(box) if box else None,
-    )
+    options = {
+        "decoder": decoder, "max_pixels": max_pixels, "page": page, "at": at,
+        "box": list(box) if box else None, "inside": inside,
+    }  # fmt: skip
+    key = (_identity(source), page, at)
+    with _headers_lock:
+        known = _headers.get(key)
+    if known is not None and known.pixels <= max_pixels:
+        return Pending(source, options), known
+    header, raster = _decode(source, options)
+    with _headers_lock:
+        _headers[key] = header
+    return raster, header
+
+
+def _decode(source: Source, options: dict[str, object]) -> tuple[Header, bytes]:
+    options = dict(options)
+    decoder = options.pop("decoder")
+    facts, raster = _sandbox.run(decoder, _read(source), **options)
     image = imaging.open_image(raster, "tiff", access="sequential")
     header = Header(
         facts["format"],
-        image.width,
-        image.height,
+        int(facts["width"]),
+        int(facts["height"]),
         int(facts.get("pages", 1)),
         image.bands,
         bool(image.hasalpha()),
         1,
         facts.get("duration"),
     )
-    return raster, header
+    return header, raster
+
+
+def _identity(source: Source) -> tuple:
+    if isinstance(source, bytes):
+        return ("bytes", hashlib.sha256(source).digest())
+    try:
+        stat = Path(source).stat()
+    except FileNotFoundError as exc:
+        raise imaging.gone() from exc
+    # Not the path: an upload is checked as a temporary file, then renamed into the store.
+    return ("file", stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _read(source: Source) -> bytes:

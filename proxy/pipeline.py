@@ -100,9 +100,10 @@ def overlay_image(overlay: Overlay, max_pixels: int) -> pyvips.Image:
     if found is not None:
         return found
     try:
-        source, header = inputs.open_source(
+        pending, header = inputs.open_source(
             imaging.loadable(overlay.source), allow_svg=False, max_pixels=max_pixels
         )
+        source = inputs.pixels(pending)
     except (Unprocessable, UnsupportedMediaType) as exc:
         raise Unprocessable(f"'watermark/{overlay.identity}': {exc.detail}") from None
     try:
@@ -345,6 +346,7 @@ def prepare(
         page=options.page,
         at=options.at,
         box=_density_box(options),
+        inside=options.mode in ("resize", "pad"),
     )
     planned = plan(header, options, requested_format, quality, metadata, effort)
     if overlay is not None and options.watermark is not None:
@@ -396,12 +398,15 @@ def render_planned(
                 return _render(*stand_in, p, started, original=source)
             except ProxyError:
                 pass  # a damaged preview: the original is still there
+    source = inputs.pixels(source)
     return _render(source, header, p, started, original=source)
 
 
-def find_faces(source: Source, header: Header, preview: Source | None) -> list[faces.Box]:
+def find_faces(
+    source: Source | inputs.Pending, header: Header, preview: Source | None
+) -> list[faces.Box]:
     try:
-        return faces.find(source, header, preview)
+        return faces.find(source if preview else inputs.pixels(source), header, preview)
     except pyvips.Error as exc:
         if imaging.vanished(source):
             raise imaging.gone() from exc
@@ -415,7 +420,7 @@ def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
     if not _uses_preview(p) or not previews.would_serve(header, p.scaled):
         return None
     try:
-        return previews.encode(previews.working_copy(source, header))
+        return previews.encode(previews.working_copy(inputs.pixels(source), header))
     except (pyvips.Error, ProxyError):
         return None  # the render itself will report what is wrong with the original
 

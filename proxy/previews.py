@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pyvips
 
-from . import imaging
+from . import imaging, inputs
 from .errors import ProxyError
 from .imaging import Header, Source
 
@@ -43,8 +43,9 @@ def eligible(header: Header) -> bool:
     )
 
 
-def working_copy(source: Source, header: Header) -> pyvips.Image:
+def working_copy(source: Source | inputs.Pending, header: Header) -> pyvips.Image:
     """The preview's pixels, in memory: one shrink-on-load decode of the whole original."""
+    source = inputs.pixels(source)
     fail_on = imaging.fail_on(header.format)
     shrink = _dct_shrink(header)
     if shrink > 1:

@@ -145,9 +145,12 @@ def test_signature_matches_thumbors_documented_vector() -> None:
     assert thumbor.sign(KEY, "meta/my.server.com/some/path/to/image.jpg") == (
         "Ps3ORJDqxlSQ8y00T29GdNAh2CY="
     )
-    assert thumbor.sign(
-        KEY, "filters:brightness(10):contrast(20)/my.server.com/some/path/to/image.jpg"
-    ) == "ZZtPCw-BLYN1g42Kh8xTcRs0Qls="
+    assert (
+        thumbor.sign(
+            KEY, "filters:brightness(10):contrast(20)/my.server.com/some/path/to/image.jpg"
+        )
+        == "ZZtPCw-BLYN1g42Kh8xTcRs0Qls="
+    )
 
 
 def test_signature_rules() -> None:
@@ -155,8 +158,11 @@ def test_signature_rules() -> None:
     rest = "300x200/my.server.com/some/path/to/image.jpg"
     assert thumbor.check(f"/8ammJH8D-7tXy6kU3lTvoXlhu4o=/{rest}", keyed) == rest
     assert thumbor.check(f"/8ammJH8D-7tXy6kU3lTvoXlhu4o%3D/{rest}", keyed) == rest
-    for bad in (f"/8ammJH8D-7tXy6kU3lTvoXlhu4p=/{rest}", f"/unsafe/{rest}",
-                "/8ammJH8D-7tXy6kU3lTvoXlhu4o=/300x201/my.server.com/some/path/to/image.jpg"):
+    for bad in (
+        f"/8ammJH8D-7tXy6kU3lTvoXlhu4p=/{rest}",
+        f"/unsafe/{rest}",
+        "/8ammJH8D-7tXy6kU3lTvoXlhu4o=/300x201/my.server.com/some/path/to/image.jpg",
+    ):
         with pytest.raises(Forbidden):
             thumbor.check(bad, keyed)
     open_door = thumbor.ThumborDialect(enabled=True, key=KEY, allow_unsafe=True)
@@ -212,8 +218,11 @@ async def test_signed_and_refused_over_http(app_client, photo_bytes) -> None:
     ok = await client.get(f"/thumbor/{thumbor.sign(KEY, rest)}/{rest}")
     assert ok.status == 200
     assert decode(await ok.read()).width == 60
-    for path in (f"/thumbor/unsafe/{rest}", f"/thumbor/{thumbor.sign('other', rest)}/{rest}",
-                 f"/thumbor/{thumbor.sign(KEY, rest)}/61x40/{image_id}"):
+    for path in (
+        f"/thumbor/unsafe/{rest}",
+        f"/thumbor/{thumbor.sign('other', rest)}/{rest}",
+        f"/thumbor/{thumbor.sign(KEY, rest)}/61x40/{image_id}",
+    ):
         refused = await client.get(path)
         assert refused.status == 403, path
         assert refused.content_type == "application/problem+json"

@@ -43,12 +43,20 @@ FILTER_MAE = {"brightness": 45.0, "contrast": 25.0, "sharpen": 15.0, "saturation
 # Where the outputs differ on purpose: (substrings of the path, why). Sizes and formats
 # are still compared; pixels are not.
 DIFFERENT_PIXELS = (
-    (("format(jpg)", "alpha.png"), "thumbor drops the alpha channel and shows the colours "
-     "under it; ProgImage flattens onto bg (white)"),
-    (("background_color(", "alpha.png"), "thumbor flattens even into PNG; ProgImage keeps "
-     "the alpha where the format has it (bg flattens only into formats without alpha)"),
-    (("/smart/",), "thumbor without detectors crops at the centre; ProgImage's smart is an "
-     "attention crop"),
+    (
+        ("format(jpg)", "alpha.png"),
+        "thumbor drops the alpha channel and shows the colours "
+        "under it; ProgImage flattens onto bg (white)",
+    ),
+    (
+        ("background_color(", "alpha.png"),
+        "thumbor flattens even into PNG; ProgImage keeps "
+        "the alpha where the format has it (bg flattens only into formats without alpha)",
+    ),
+    (
+        ("/smart/",),
+        "thumbor without detectors crops at the centre; ProgImage's smart is an attention crop",
+    ),
 )
 # Where thumbor fails (5xx) on a URL it accepts: ProgImage serves it.
 THUMBOR_FAILS = (

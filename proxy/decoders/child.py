@@ -16,11 +16,7 @@ import json
 import resource
 import sys
 
-REFUSED, OUT_OF_MEMORY, ASKED_WRONG = 2, 3, 4
-
-
-class AskedWrong(ValueError):
-    """The bytes are fine; the request asks for something they do not hold (→ 400)."""
+from proxy.decoders import ASKED_WRONG, OUT_OF_MEMORY, REFUSED, AskedWrong
 
 
 def main(argv: list[str]) -> int:

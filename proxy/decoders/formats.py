@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .child import AskedWrong
+from . import AskedWrong
 
 PDF_MAX_SCALE = 300 / 72  # 300 dpi: PDFium's user space is 72 units to the inch
 
@@ -65,11 +65,12 @@ def pdf(
     max_pixels: int,
     page: int | None = None,
     box: list[int | None] | None = None,
+    inside: bool = True,
     **_: Any,
 ) -> tuple[dict, bytes]:
     """One page of a PDF (PDFium, from pypdfium2, built without JavaScript or XFA), at the
-    density that covers `box` (width, height; either None) and at most 300 dpi; 72 dpi when
-    there is no box. White behind the page, as a viewer shows it."""
+    density that fits it `inside` `box` (width, height; either None) or else covers it, at
+    most 300 dpi; 72 dpi when there is no box. White behind the page, as a viewer shows it."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(data)
@@ -79,10 +80,13 @@ def pdf(
     scale = 1.0
     if box:
         wanted = [b / side for b, side in zip(box, (width, height), strict=True) if b]
-        scale = min(max(wanted), PDF_MAX_SCALE) if wanted else 1.0
+        if wanted:
+            scale = min(min(wanted) if inside else max(wanted), PDF_MAX_SCALE)
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
     _check(out_w, out_h, max_pixels)
-    pil = sheet.render(scale=scale, may_draw_forms=False).to_pil()
+    # PDFium rounds the bitmap's size up: aim a hair under the whole number of pixels.
+    exact = (out_w - 1e-6) / width
+    pil = sheet.render(scale=exact, may_draw_forms=False).to_pil()
     facts = {
         "format": "pdf",
         "width": max(1, round(width)),
@@ -98,6 +102,7 @@ def video(data: bytes, *, max_pixels: int, at: float | None = None, **_: Any) ->
     before `at` and stops at the frame asked for."""
     import av
 
+    _check_complete(data)
     with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
         if not container.streams.video:
             raise ValueError("the file has no video stream")
@@ -129,6 +134,47 @@ def video(data: bytes, *, max_pixels: int, at: float | None = None, **_: Any) ->
     if duration is not None:
         facts["duration"] = round(duration, 3)
     return facts, _tiff(pil)
+
+
+def _check_complete(data: bytes) -> None:
+    """A truncated video still yields the frames before the cut, so FFmpeg does not refuse
+    it: the container's own sizes tell. Top-level ISO BMFF boxes must end at the end of the
+    file; the EBML header and the Segment of WebM/Matroska must fit in it (a Segment of
+    unknown size, as a live recording writes, is taken as it comes)."""
+    pos, end = 0, len(data)
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        while pos < end:
+            pos, _ = _vint(data, pos)  # the element ID
+            pos, size = _vint(data, pos)
+            if size is None:
+                return
+            pos += size
+    else:
+        while pos + 8 <= end:
+            size = int.from_bytes(data[pos : pos + 4], "big")
+            if size == 1:
+                size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+            elif size == 0:
+                size = end - pos
+            if size < 8:
+                raise ValueError("the video's container is damaged")
+            pos += size
+    if pos != end:
+        raise ValueError("the video is truncated")
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int | None]:
+    """An EBML variable-length integer at `pos`: (the position after it, its value, None for
+    the all-ones 'unknown')."""
+    if pos >= len(data) or data[pos] == 0:
+        raise ValueError("the video is truncated")
+    length = 9 - data[pos].bit_length()
+    if pos + length > len(data):
+        raise ValueError("the video is truncated")
+    value = data[pos] & (0xFF >> length)
+    for byte in data[pos + 1 : pos + length]:
+        value = (value << 8) | byte
+    return pos + length, (None if value == (1 << (7 * length)) - 1 else value)
 
 
 def _duration(container: Any, stream: Any) -> float | None:

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import BadRequest, GatewayTimeout, Unprocessable
-from .child import ASKED_WRONG, OUT_OF_MEMORY, REFUSED
+from . import ASKED_WRONG, OUT_OF_MEMORY, REFUSED
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,7 +286,7 @@ def describe(source: bytes | Path, allow_svg: bool, max_pixels: int) -> dict[str
     source, header = inputs.open_source(
         imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels
     )
-    image = imaging.open_image(source, header.format, access="sequential")
+    image = imaging.open_image(inputs.pixels(source), header.format, access="sequential")
     orientation = image.get("orientation") if image.get_typeof("orientation") else 0
     return {
         "width": image.width,

@@ -55,11 +55,14 @@ class Record:
     blurhash: str | None = None  # placeholders (placeholders.py); records before: none
     thumbhash: str | None = None
     dominant_color: str | None = None
+    duration: float | None = None  # seconds, of a video
 
     def info(self) -> dict[str, object]:
         """The body of `GET /images/{id}/info`."""
         body = asdict(self)
         del body["created"], body["preview"]
+        if body["duration"] is None:
+            del body["duration"]
         return body
 
     def summary(self) -> dict[str, object]:
