@@ -162,6 +162,13 @@ WORKLOADS = [
              "/resize/300x200/q/80/watermark/{logo},southeast,0.8/"
              "text/%C2%A9%20ProgImage%202026,southwest/{id}", (267, 200, 3, "jpeg"),
              relative_to="W1"),
+    Workload("W11", "4000x3000 HEIC -> fit 300x200 WebP q80", "heic",
+             "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), relative_to="W2"),
+    Workload("W11o", "W11 from the original (HEVC decoded in the sandbox)", "heic",
+             "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), previews=False,
+             relative_to="W2"),
+    Workload("W12", "A4 PDF page -> 300 px wide PNG (drawn in the sandbox)", "pdf",
+             "/resize/300x/fmt/png/{id}", (300, 424, 3, "png"), relative_to="W1"),
 ]  # fmt: skip
 
 
@@ -517,7 +524,7 @@ def raw_search(workload: Workload) -> dict:
 
 
 def measure(workloads: list[Workload], workdir: Path) -> dict:
-    paths = images.ensure()
+    paths = images.ensure_documents()
     store = workdir / "store"
     results: dict[str, dict] = {}
     wanted = {w.key for w in workloads}

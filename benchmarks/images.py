@@ -16,7 +16,10 @@ The recipe (the same bytes every run with the same libvips build):
 upload.jpg (W6) is always made here: large.jpg re-encoded at Q80, about 2 MB; so is huge.jpg,
 large.jpg upscaled to 6000x4000 (24 megapixels) for the memory check, and faces.jpg (W10), a
 3000x4000 portrait with a face: tests/images/hopper.jpg (public domain, see its README)
-centre-cropped to 3:4 and upscaled with lanczos3, Q90.
+centre-cropped to 3:4 and upscaled with lanczos3, Q90. large.heic (W11) is large.jpg as an
+iPhone writes it: HEVC at quality 80 (pillow-heif); page.pdf (W12) an A4 page (595x842 pt)
+with medium.jpg across its upper half and a caption drawn under it, written by Pillow at
+150 dpi (the photograph embedded as JPEG, as a scanner's PDF holds it).
 
     python benchmarks/images.py [OUT_DIR]      # prints the paths
 """
@@ -61,6 +64,41 @@ def ensure(out: Path = IMAGES) -> dict[str, Path]:
     return paths
 
 
+def ensure_documents(out: Path = IMAGES) -> dict[str, Path]:
+    """large.heic and page.pdf (libvips here reads neither: not in ensure()'s manifest)."""
+    paths = ensure(out)
+    made = {"heic": out / "large.heic", "pdf": out / "page.pdf"}
+    if not made["heic"].is_file():
+        _make_heic(paths["large"], made["heic"])
+    if not made["pdf"].is_file():
+        _make_pdf(paths["medium"], made["pdf"])
+    return {**paths, **made}
+
+
+def _make_heic(large: Path, dest: Path) -> None:
+    import pillow_heif
+    from PIL import Image
+
+    tmp = dest.with_suffix(".tmp")
+    with Image.open(large) as image:
+        pillow_heif.from_pillow(image.convert("RGB")).save(tmp, quality=80)
+    os.replace(tmp, dest)
+
+
+def _make_pdf(medium: Path, dest: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    page = Image.new("RGB", (1240, 1754), "white")  # A4 at 150 dpi
+    with Image.open(medium) as photo:
+        page.paste(photo.convert("RGB").resize((1040, 780)), (100, 120))
+    draw = ImageDraw.Draw(page)
+    for i in range(12):  # lines of "text": bars of a caption's height
+        draw.rectangle((100, 960 + 40 * i, 100 + 1040 - (i * 53) % 400, 978 + 40 * i), "black")
+    tmp = dest.with_suffix(".tmp")
+    page.save(tmp, format="PDF", resolution=150.0)
+    os.replace(tmp, dest)
+
+
 def _unpack() -> Path:
     """apt-get download the wallpaper package (cached) and extract the three photos."""
     src = ROOT / "src"
@@ -86,7 +124,8 @@ def _unpack() -> Path:
 
 
 def tagged(data: bytes, text: str) -> bytes:
-    """The same image with different bytes: `text` in a JPEG COM segment or a PNG tEXt chunk.
+    """The same image with different bytes: `text` in a JPEG COM segment, a PNG tEXt chunk,
+    a HEIF `free` box or a PDF comment.
 
     Decoders skip both, so the pixels (and the work to decode them) are unchanged while the
     SHA-256, hence the stored id, differs.
@@ -99,7 +138,11 @@ def tagged(data: bytes, text: str) -> bytes:
         body = b"tEXt" + b"Comment\x00" + payload
         chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
         return data[:ihdr_end] + chunk + data[ihdr_end:]
-    raise ValueError("tagged() knows JPEG and PNG only")
+    if data[4:8] == b"ftyp":  # HEIF: a `free` box at the end, which readers skip
+        return data + struct.pack(">I", 8 + len(payload)) + b"free" + payload
+    if data[:5] == b"%PDF-":  # a comment after %%EOF
+        return data + b"\n%" + payload + b"\n"
+    raise ValueError("tagged() knows JPEG, PNG, HEIF and PDF only")
 
 
 def logo(alpha: Path) -> bytes:

@@ -53,7 +53,10 @@ def working_copy(source: Source | inputs.Pending, header: Header) -> pyvips.Imag
         if max(img.width, img.height) > EDGE:
             img = img.thumbnail_image(EDGE, height=EDGE)
     else:
-        img = imaging.thumbnail(source, EDGE, height=EDGE, size="down", fail_on=fail_on)
+        # A sandboxed original gets a preview whatever its size: never an enlarged one. The
+        # face detector's copy of a small native original stays as it was (enlarged to EDGE).
+        size = "down" if header.format in imaging.RASTERISED else "both"
+        img = imaging.thumbnail(source, EDGE, height=EDGE, size=size, fail_on=fail_on)
     return imaging.to_srgb(img).copy_memory()
 
 

@@ -308,3 +308,30 @@ def test_errors_of_the_decoder_keep_their_status(files) -> None:
     with pytest.raises(ProxyError) as caught:
         sandbox.run(inputs.DECODERS["pdf"], files["pdf"], max_pixels=10**8, page=9)
     assert caught.value.status == 400
+
+
+# --- as remote sources: the same limits as for any image
+
+
+async def test_remote_pdf_and_heic_render_and_keep_the_source_limits(
+    aiohttp_server, app_client, files
+) -> None:
+    from aiohttp import web
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=files[request.match_info["name"]])
+
+    origin = web.Application()
+    origin.router.add_get("/{name}", serve)
+    server = await aiohttp_server(origin, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    client = await app_client(sources={"allow_private_networks": True})
+    for name, size in (("pdf", (150, 100)), ("heic", (150, 100)), ("mp4", (150, 100))):
+        response = await client.get(f"/resize/150x/fmt/png/{base}/{name}")
+        assert response.status == 200, await response.text()
+        image = decode(await response.read())
+        assert (image.width, image.height) == size, name
+    small = await app_client(
+        sources={"allow_private_networks": True}, limits={"max_source_bytes": 1000}
+    )
+    await assert_problem(await small.get(f"/resize/150x/{base}/bmp"), 413)

@@ -1,7 +1,7 @@
 // ProgImage URLs without dependencies: operations in canonical order, and srcset strings.
 // The order of proxy.ops.REGISTRY (tests/test_playground_order.py keeps the two in step).
 const ORDER = [
-  "preset", "page", "crop", "trim", "rotate", "flip", "flop",
+  "preset", "page", "at", "crop", "trim", "rotate", "flip", "flop",
   "resize", "fill", "thumbnail", "pad", "stretch", "gravity", "enlarge", "dpr", "padding",
   "brightness", "contrast", "saturation", "hue", "blur", "sharpen", "pixelate", "faces", "grayscale",
   "round", "watermark", "text", "bg", "q", "lossless", "palette", "maxbytes", "fmt", "meta", "download",
