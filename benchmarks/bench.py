@@ -168,7 +168,7 @@ WORKLOADS = [
              "/resize/300x200/fmt/webp/q/80/{id}", (267, 200, 3, "webp"), previews=False,
              relative_to="W2"),
     Workload("W12", "A4 PDF page -> 300 px wide PNG (drawn in the sandbox)", "pdf",
-             "/resize/300x/fmt/png/{id}", (300, 424, 3, "png"), relative_to="W1"),
+             "/resize/300x/fmt/png/{id}", (300, 425, 3, "png"), relative_to="W1"),
 ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def open_source(
     at: float | None = None,
     box: tuple[int | None, int | None] | None = None,
     inside: bool = True,
+    known: Callable[[], Header | None] | None = None,
 ) -> tuple[Source | Pending, Header]:
     """The source the pipeline reads and its header: 415 for what is not an image we read,
     422 for what is corrupt or over `max_pixels` (checked before pixels are decoded), 400
@@ -81,6 +83,7 @@ def open_source(
     For a sandboxed format the header is the original's (a PDF page's size in points) and the
     source is the decoded TIFF, or a Pending one when the header was known. `box` (output
     pixels) sets the density a PDF page is drawn at: to fit `inside` it, else to cover it.
+    `known` gives the header a store recorded at upload (of the default page and frame).
     """
     kind = imaging.sniff(imaging.read_head(source))
     decoder = DECODERS.get(kind)
@@ -101,9 +104,16 @@ def open_source(
     }  # fmt: skip
     key = (_identity(source), page, at)
     with _headers_lock:
-        known = _headers.get(key)
-    if known is not None and known.pixels <= max_pixels:
-        return Pending(source, options), known
+        header = _headers.get(key)
+    if header is None and known is not None and page is None and at is None:
+        header = known()
+        if header is not None and header.format in imaging.RASTERISED:
+            with _headers_lock:
+                _headers[key] = header
+        else:
+            header = None
+    if header is not None and header.pixels <= max_pixels:
+        return Pending(source, options), header
     header, raster = _decode(source, options)
     with _headers_lock:
         _headers[key] = header

@@ -58,8 +58,10 @@ def examine(
     The hash of a large original is taken from its preview's pixels whether or not the
     preview is kept, so a stored image and the same bytes behind a URL hash alike.
     """
+    # A PDF page is drawn to fit the preview's box: its thumbnails then come from the preview.
+    edge = previews.EDGE
     source, header = inputs.open_source(
-        imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels
+        imaging.loadable(source), allow_svg=allow_svg, max_pixels=max_pixels, box=(edge, edge)
     )
     kept = None
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,6 +337,7 @@ def prepare(
     metadata: str = "strip",
     overlay: Overlay | None = None,
     effort: Mapping[str, int] | None = None,
+    known: Callable[[], Header | None] | None = None,
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
     source, header = inputs.open_source(
@@ -347,6 +348,7 @@ def prepare(
         at=options.at,
         box=_density_box(options),
         inside=options.mode in ("resize", "pad"),
+        known=known,
     )
     planned = plan(header, options, requested_format, quality, metadata, effort)
     if overlay is not None and options.watermark is not None:

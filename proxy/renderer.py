@@ -376,6 +376,7 @@ class Renderer:
             allow_svg=self.config.sources.allow_svg,
             metadata=self.config.output.metadata,
             overlay=overlay,
+            known=original.known,
         )
         made = pipeline.make_preview(planned) if remote and original.preview is None else None
         result = pipeline.render_planned(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import BadRequest, InsufficientStorage, PayloadTooLarge
+from ..imaging import Header
 from ..metadata import Facts
 from ..urls import SourceRef
 
@@ -29,6 +30,9 @@ class Original:
     identity: str  # what the ETag is derived from: the id, or the URL plus its validator
     tag: str  # the Cache-Tag / Surrogate-Key for CDN purges
     preview: bytes | Path | None = None  # a small working copy (see previews.py), if kept
+    # The stored record's header, read only when asked: a render of a sandboxed original
+    # (inputs.py) whose preview serves it then never starts the decoder, in any process.
+    known: Callable[[], Header | None] | None = None
 
 
 class Source(Protocol):
@@ -56,6 +60,13 @@ class Record:
     thumbhash: str | None = None
     dominant_color: str | None = None
     duration: float | None = None  # seconds, of a video
+
+    def header(self) -> Header:
+        """What the upload's check read from the original's header."""
+        return Header(
+            self.format, self.width, self.height, self.pages, self.bands, self.has_alpha,
+            self.orientation, self.duration,
+        )  # fmt: skip
 
     def info(self) -> dict[str, object]:
         """The body of `GET /images/{id}/info`."""

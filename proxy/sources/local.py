@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -12,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import NotFound
+from ..imaging import Header
 from ..urls import ID_RE, SourceRef
 from . import Blob, Describe, Original, Record, ingest, started
 
@@ -71,7 +73,15 @@ class LocalStore:
             identity=ref.value,
             tag=ref.value,
             preview=preview if preview.is_file() else None,
+            known=functools.partial(self._known, ref.value),
         )
+
+    def _known(self, image_id: str) -> Header | None:
+        """Blocking: called from the render pool, and only for sandboxed originals."""
+        try:
+            return Record(**json.loads(self._meta_path(image_id).read_text())).header()
+        except (OSError, ValueError, TypeError):
+            return None  # no record: the decoder reads the header
 
     async def record(self, image_id: str) -> Record:
         if not ID_RE.match(image_id) or not self._exists(image_id):

@@ -180,7 +180,9 @@ class S3Store:
         a render that can use the preview then decodes ~8x fewer bytes."""
         record = await self.record(ref.value)
         original, preview = await asyncio.gather(self._download(ref.value), self._preview(record))
-        return Original(original, identity=ref.value, tag=ref.value, preview=preview)
+        return Original(
+            original, identity=ref.value, tag=ref.value, preview=preview, known=record.header
+        )
 
     async def _download(self, image_id: str) -> bytes:
         response = await self._get(image_id)
