@@ -129,7 +129,7 @@ class EffortConfig:
     webp: int = 4
     avif: int = 0
     # JPEG XL 3 decodes to the same pixels as 1 in ~6 % fewer bytes, at about the same time;
-    # 5 takes 4-5 x as long for fewer bytes that also score lower (README "JPEG XL").
+    # 5 takes 3-7 x as long for fewer bytes that also score lower (README "JPEG XL").
     jxl: int = 3
 
 
