@@ -110,9 +110,11 @@ def _unpack() -> Path:
     found = sorted(glob.glob(str(debs / f"{PACKAGE}_*.deb")))
     if not found:
         log(f"apt-get download {PACKAGE} (about 94 MB, once)")
-        if subprocess.run(["apt-get", "download", PACKAGE], cwd=debs).returncode != 0:
+        # apt's progress goes to stderr: the scripts' stdout is a report (a README table).
+        fetch = ["apt-get", "download", PACKAGE]
+        if subprocess.run(fetch, cwd=debs, stdout=sys.stderr).returncode != 0:
             subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=debs, check=True)
+            subprocess.run(fetch, cwd=debs, check=True, stdout=sys.stderr)
         found = sorted(glob.glob(str(debs / f"{PACKAGE}_*.deb")))
     src.mkdir(parents=True, exist_ok=True)
     tarball = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", found[-1]], stdout=subprocess.PIPE)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pyvips
 
@@ -268,7 +269,7 @@ def encode(
     effort: int | None = None,
 ) -> bytes:
     """Save to `fmt`, with only the metadata `keep` names (proxy/embedded.py sets it);
-    `effort` is the WebP or AVIF encoder's (output.effort)."""
+    `effort` is the WebP, AVIF or JPEG XL encoder's (output.effort)."""
     try:
         if fmt == "jpeg":
             # Progressive with optimised Huffman tables: what browsers and peers emit, ~5 %
@@ -282,6 +283,9 @@ def encode(
             return image.heifsave_buffer(
                 Q=quality, keep=keep, compression="av1", effort=effort, lossless=lossless
             )
+        if fmt == "jxl":
+            effort = _EFFORT.jxl if effort is None else effort
+            return _jxl(image, quality, effort=effort, lossless=lossless)
         if fmt in ("png", "gif") and palette is not None:
             return _quantised(image, fmt, palette, keep)
         if fmt == "png":
@@ -293,6 +297,30 @@ def encode(
     except pyvips.Error as exc:
         raise Unprocessable(f"the image cannot be decoded: {first_line(exc)}") from exc
     raise UnsupportedMediaType(f"cannot encode {fmt}")
+
+
+def _jxl(image: pyvips.Image, quality: int | None, *, effort: int, lossless: bool) -> bytes:
+    """JPEG XL through imagecodecs' libjxl: the bundled libvips has no JPEG XL saver. It
+    writes no metadata (the pipeline refuses `meta/copyright` and `meta/keep` for it), and
+    takes 8-bit grey or sRGB, with or without alpha, as the steps leave them."""
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    pixels = np.ndarray(
+        buffer=image.write_to_memory(),
+        dtype=np.uint8,
+        shape=(image.height, image.width, image.bands),
+    )
+    if image.bands == 1:
+        pixels = pixels[:, :, 0]  # a 2-D array is grey to imagecodecs; (h, w, 1) is not
+    try:
+        # One thread, as libvips has (configure()): renders run side by side instead. libjxl
+        # releases the GIL while it works, so they really do.
+        return imagecodecs.jpegxl_encode(
+            pixels, level=None if lossless else quality, effort=effort, lossless=lossless,
+            numthreads=1,
+        )  # fmt: skip
+    except imagecodecs.JpegxlError as exc:
+        raise Unprocessable(f"the image cannot be encoded as JPEG XL: {exc}") from exc
 
 
 def _quantised(image: pyvips.Image, fmt: str, colours: int, keep: int) -> bytes:

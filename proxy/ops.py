@@ -24,10 +24,10 @@ GRAVITIES = (
     "northeast", "northwest", "southeast", "southwest", "smart", "entropy", "face",
 )  # fmt: skip
 FACE_MODES = ("blur", "pixelate")
-FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff")
+FORMATS = ("jpeg", "png", "webp", "avif", "jxl", "gif", "tiff")
 FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "tif": "tiff"}
 ANIMATED_FORMATS = frozenset({"gif", "webp"})
-ALPHA_FORMATS = frozenset({"png", "webp", "avif", "gif", "tiff"})
+ALPHA_FORMATS = frozenset({"png", "webp", "avif", "jxl", "gif", "tiff"})
 # Formats every current browser displays; anything else is converted when no format is asked for.
 BROWSER_FORMATS = frozenset({"jpeg", "png", "webp", "avif", "gif"})
 MIME_TYPES = {
@@ -35,13 +35,13 @@ MIME_TYPES = {
     "png": "image/png",
     "webp": "image/webp",
     "avif": "image/avif",
+    "jxl": "image/jxl",
     "gif": "image/gif",
     "tiff": "image/tiff",
     "heic": "image/heic",
     "svg": "image/svg+xml",
     # Read only (SPEC §10): what /info reports of such an original.
     "pdf": "application/pdf",
-    "jxl": "image/jxl",
     "bmp": "image/bmp",
     "ico": "image/vnd.microsoft.icon",
     "mp4": "video/mp4",
@@ -49,8 +49,10 @@ MIME_TYPES = {
     "webm": "video/webm",
     "mkv": "video/x-matroska",
 }
-LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})  # the ones `maxbytes` can search
-LOSSLESS_FORMATS = frozenset({"webp", "avif"})
+LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif", "jxl"})  # the ones `maxbytes` can search
+LOSSLESS_FORMATS = frozenset({"webp", "avif", "jxl"})
+# Formats whose encoder here writes no metadata: `meta/copyright` and `meta/keep` are refused.
+BARE_FORMATS = frozenset({"jxl"})
 PALETTE_FORMATS = frozenset({"png", "gif"})
 META_MODES = ("strip", "copyright", "keep")
 DPR_RANGE = (1.0, 4.0)
@@ -180,13 +182,13 @@ REGISTRY: tuple[Operation, ...] = (
               "into JPEG (default `ffffff`)", idle=lambda o: o.bg == DEFAULT_BG, step="bg"),
     Operation("q", "quality", a.Integer(*QUALITY_RANGE),
               "encoder quality (defaults per format in config)"),
-    Operation("lossless", "lossless", _FLAG, "lossless WebP or AVIF", default=False),
+    Operation("lossless", "lossless", _FLAG, "lossless WebP, AVIF or JPEG XL", default=False),
     Operation("palette", "palette", a.Integer(2, 256),
               "PNG or GIF with at most that many colours (dithered)"),
     Operation("maxbytes", "maxbytes", a.Integer(1024, 52428800),
-              "JPEG/WebP/AVIF: the highest quality down to 10 whose result fits"),
+              "JPEG/WebP/AVIF/JPEG XL: the highest quality down to 10 whose result fits"),
     Operation("fmt", "format", a.Choice((*FORMATS, "auto"), FORMAT_ALIASES, lower=True),
-              "output format (`auto`: AVIF or WebP when `Accept` names them)"),
+              "output format (`auto`: the first of `output.auto_formats` that `Accept` names)"),
     Operation("meta", "meta", a.Choice(META_MODES),
               "metadata kept: `strip`, `copyright` or `keep` (never GPS)"),
     Operation("download", "download", a.Name(r"[A-Za-z0-9._-]{1,100}",

@@ -137,7 +137,8 @@ def plan(
     effort: Mapping[str, int] | None = None,
 ) -> Plan:
     fmt = output_format(requested_format, header)
-    _check_encoding(options, fmt)
+    meta = options.meta or metadata
+    _check_encoding(options, fmt, meta)
     animated = (
         header.pages > 1
         and options.page is None
@@ -146,7 +147,6 @@ def plan(
     )
     crop = _clip_crop(options.crop, header) if options.crop else None
     q = options.quality if options.quality is not None else quality.get(fmt)
-    meta = options.meta or metadata
     e = (effort or {}).get(fmt)
     if options.trim is not None and animated:
         raise BadRequest(
@@ -167,10 +167,19 @@ def plan(
     return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta, effort=e)
 
 
-def _check_encoding(o: Options, fmt: str) -> None:
-    """Encoder settings that the chosen format cannot honour are the URL's mistake: 400."""
+def _check_encoding(o: Options, fmt: str, meta: str = "strip") -> None:
+    """Encoder settings that the chosen format cannot honour are the URL's mistake: 400.
+    `meta` is the metadata mode in force, the URL's or output.metadata."""
     if o.lossless and fmt not in ops.LOSSLESS_FORMATS:
-        raise BadRequest(f"'lossless': {fmt} has no lossless mode (webp or avif do)")
+        raise BadRequest(f"'lossless': {fmt} has no lossless mode (webp, avif or jxl do)")
+    if meta != "strip" and fmt in ops.BARE_FORMATS:
+        # Stripping instead would hand out images without the copyright the site asked for.
+        if o.meta:
+            raise BadRequest(f"'meta/{o.meta}': {fmt} output carries no metadata here")
+        raise BadRequest(
+            f"'fmt/{fmt}': {fmt} output carries no metadata here and output.metadata is "
+            f"{meta}: add meta/strip"
+        )
     if o.palette is not None and fmt not in ops.PALETTE_FORMATS:
         raise BadRequest(f"'palette/{o.palette}': {fmt} has no palette (png or gif do)")
     if o.maxbytes is not None and fmt not in ops.LOSSY_FORMATS:

@@ -387,9 +387,9 @@ class Renderer:
 
 def quality_table(config: Config) -> dict[str, int]:
     q = config.output.quality
-    return {"jpeg": q.jpeg, "webp": q.webp, "avif": q.avif}
+    return {"jpeg": q.jpeg, "webp": q.webp, "avif": q.avif, "jxl": q.jxl}
 
 
 def effort_table(config: Config) -> dict[str, int]:
     e = config.output.effort
-    return {"webp": e.webp, "avif": e.avif}
+    return {"webp": e.webp, "avif": e.avif, "jxl": e.jxl}

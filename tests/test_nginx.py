@@ -8,6 +8,7 @@ with the reason: they never skip.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -37,6 +38,10 @@ FIREFOX_ACCEPT = "image/avif,image/webp,*/*"
 CANONICAL_AVIF = "image/avif,image/webp,*/*"  # what nginx sends the service for the AVIF class
 WEBP_ONLY = "image/webp,*/*"
 JPEG_ONLY = "image/jpeg"
+SAFARI_ACCEPT = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8"
+# nginx.conf's JPEG XL switch as shipped, and as README "JPEG XL" says to turn it on.
+OFFER_JXL_OFF = 'map "" $progimage_offer_jxl {\n        default 0;'
+OFFER_JXL_ON = OFFER_JXL_OFF.replace("default 0;", "default 1;")
 
 
 # --- nginx itself
@@ -76,11 +81,16 @@ def nginx_globals() -> str:
 class NginxProcess:
     """nginx from the repo's nginx.conf, listening on a free port in front of `upstream_port`."""
 
-    def __init__(self, binary: str, tmp: Path, upstream_port: int) -> None:
+    def __init__(
+        self, binary: str, tmp: Path, upstream_port: int, *, offer_jxl: bool = False
+    ) -> None:
         text = NGINX_CONF.read_text()
         assert text.count(LISTEN) == 1 and text.count(UPSTREAM) == 1, (
             f"nginx.conf must name {LISTEN} and {UPSTREAM} exactly once each"
         )
+        assert text.count(OFFER_JXL_OFF) == 1, "nginx.conf must ship $progimage_offer_jxl as 0"
+        if offer_jxl:
+            text = text.replace(OFFER_JXL_OFF, OFFER_JXL_ON)
         self.binary = binary
         self.port = free_port()
         self.prefix = tmp / f"nginx-{self.port}"
@@ -207,6 +217,10 @@ def is_avif(body: bytes) -> bool:
     return body[4:8] == b"ftyp" and body[8:12] in (b"avif", b"avis")
 
 
+def is_jxl(body: bytes) -> bool:
+    return body[:2] == b"\xff\x0a"
+
+
 # --- the file as written
 
 
@@ -278,6 +292,8 @@ def test_fmt_auto_caches_each_accept_class_separately(stack: Stack, image_id: st
     # Other spellings of the same class share its entry, and each class keeps its own bytes.
     for accept, expected in (
         (FIREFOX_ACCEPT, avif.body),
+        (SAFARI_ACCEPT, avif.body),  # image/jxl plays no part while nginx does not offer it
+        ("image/jxl", jpeg.body),
         ("image/avif;q=0.9, image/webp;q=0.8", avif.body),
         (WEBP_ONLY, webp.body),
         ("image/avif;q=0, image/webp", webp.body),  # q=0 refuses AVIF
@@ -380,11 +396,11 @@ def test_metrics_is_refused_through_nginx(stack: Stack, path: str) -> None:
     assert b"# TYPE" not in reply.body
 
 
-def test_upstream_gets_the_path_as_sent_and_a_canonical_accept(
-    nginx_binary: str, tmp_path: Path
-) -> None:
-    """What reaches the service: the path exactly as the client sent it (merge_slashes off, an
-    embedded `https://` keeps its `//`), and one Accept per cache class for fmt/auto."""
+@contextlib.contextmanager
+def recording_upstream(
+    nginx_binary: str, tmp_path: Path, **options
+) -> Iterator[tuple[NginxProcess, list[tuple[str, str | None]]]]:
+    """nginx in front of a stand-in upstream that records (path, Accept) of each request."""
     seen: list[tuple[str, str | None]] = []
 
     class Recorder(http.server.BaseHTTPRequestHandler):
@@ -406,9 +422,23 @@ def test_upstream_gets_the_path_as_sent_and_a_canonical_accept(
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
-    nginx = NginxProcess(nginx_binary, tmp_path, upstream.server_address[1])
+    nginx = NginxProcess(nginx_binary, tmp_path, upstream.server_address[1], **options)
     try:
         nginx.start()
+        yield nginx, seen
+    finally:
+        nginx.stop()
+        upstream.shutdown()
+        upstream.server_close()
+        thread.join(timeout=10)
+
+
+def test_upstream_gets_the_path_as_sent_and_a_canonical_accept(
+    nginx_binary: str, tmp_path: Path
+) -> None:
+    """What reaches the service: the path exactly as the client sent it (merge_slashes off, an
+    embedded `https://` keeps its `//`), and one Accept per cache class for fmt/auto."""
+    with recording_upstream(nginx_binary, tmp_path) as (nginx, seen):
         cases = [
             ("/resize/10x/https://example.com//images/a.jpg?w=1&h=2", None, None),
             ("/fmt/auto/https://example.com/a.jpg", CHROME_ACCEPT, CANONICAL_AVIF),
@@ -420,16 +450,83 @@ def test_upstream_gets_the_path_as_sent_and_a_canonical_accept(
             # Names the formats in a way neither nginx nor the service reads as accepting them:
             # the service is sent a plain */*, so the `other` entry cannot end up AVIF.
             ("/fmt/auto/https://example.com/a.jpg", "image/avifx, image/webp2", "*/*"),
+            # As shipped ($progimage_offer_jxl 0) the service is never told of image/jxl.
+            ("/fmt/auto/https://example.com/a.jpg", SAFARI_ACCEPT, CANONICAL_AVIF),
+            ("/fmt/auto/https://example.com/a.jpg", "image/jxl", "*/*"),
+            ("/fmt/auto/https://example.com/a.jpg", "image/png, image/jxl;q=0.9", "*/*"),
         ]
         for path, accept, _ in cases:
             reply = fetch(nginx.port, "GET", path, headers={"Accept": accept} if accept else {})
             assert reply.status == 200, nginx.log()
         assert seen == [(path, upstream_accept) for path, _, upstream_accept in cases]
+
+
+def test_upstream_gets_a_canonical_accept_per_jxl_class_when_offered(
+    nginx_binary: str, tmp_path: Path
+) -> None:
+    """With $progimage_offer_jxl at 1 a client that accepts JPEG XL is a class of its own,
+    split by what else it accepts, so any order of output.auto_formats is answered right."""
+    path = "/fmt/auto/https://example.com/a.jpg"
+    cases = [
+        (SAFARI_ACCEPT, "image/jxl,image/avif,image/webp,*/*"),
+        ("image/jxl, image/webp;q=0.9", "image/jxl,image/webp,*/*"),
+        ("image/jxl", "image/jxl,*/*"),
+        ("image/png, image/jxl;q=0.5", "image/jxl,*/*"),
+        (CHROME_ACCEPT, CANONICAL_AVIF),
+        (WEBP_ONLY, "image/webp,*/*"),
+        ("image/jxl;q=0, image/webp", "image/webp,*/*"),  # q=0 refuses JPEG XL
+        ("image/jxlx", "*/*"),
+        ("text/html", "text/html"),
+    ]
+    with recording_upstream(nginx_binary, tmp_path, offer_jxl=True) as (nginx, seen):
+        for accept, _ in cases:
+            reply = fetch(nginx.port, "GET", path, headers={"Accept": accept})
+            assert reply.status == 200, nginx.log()
+    assert seen == [(path, upstream_accept) for _, upstream_accept in cases]
+
+
+def test_fmt_auto_with_jxl_offered_caches_jxl_and_avif_apart(
+    nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A service whose auto_formats lead with jxl, behind nginx with the switch on: JPEG XL to
+    the clients that take it, AVIF to the others, never one cached for the other; behind the
+    shipped nginx.conf the same service is never asked for JPEG XL."""
+    tmp = tmp_path_factory.mktemp("jxl-stack")
+    service = ServerProcess(tmp, {"output": {"auto_formats": ["jxl", "avif", "webp"]}}).start()
+    offered = NginxProcess(nginx_binary, tmp, service.port, offer_jxl=True)
+    shipped = NginxProcess(nginx_binary, tmp, service.port)
+    try:
+        offered.start()
+        shipped.start()
+        stack = Stack(service, offered)
+        path = f"/resize/43x/fmt/auto/{stack.upload(gradient(160, 120).jpegsave_buffer(Q=85))}"
+
+        jxl = stack.get(path, headers={"Accept": SAFARI_ACCEPT})
+        assert jxl.status == 200 and jxl.cache == "MISS" and is_jxl(jxl.body), jxl.body[:16]
+        assert jxl.headers["Content-Type"] == "image/jxl"
+        assert jxl.headers["Vary"] == "Accept"
+        avif = stack.get(path, headers={"Accept": CHROME_ACCEPT})
+        assert avif.cache == "MISS" and is_avif(avif.body), avif.body[:16]
+        only = stack.get(path, headers={"Accept": "image/jxl"})
+        assert only.cache == "MISS" and only.body == jxl.body
+        for accept, expected in (
+            ("image/avif,image/jxl,image/webp,*/*", jxl.body),
+            (FIREFOX_ACCEPT, avif.body),
+            ("image/jxl;q=0.5", jxl.body),
+            ("image/jxl;q=0, image/avif, image/webp", avif.body),
+        ):
+            reply = stack.get(path, headers={"Accept": accept})
+            assert reply.status == 200 and reply.cache == "HIT", accept
+            assert reply.body == expected, accept
+
+        behind_shipped = Stack(service, shipped)
+        safari = behind_shipped.get(path, headers={"Accept": SAFARI_ACCEPT})
+        assert safari.status == 200 and is_avif(safari.body), safari.body[:16]
+        assert not is_jxl(behind_shipped.get(path, headers={"Accept": "image/jxl"}).body)
     finally:
-        nginx.stop()
-        upstream.shutdown()
-        upstream.server_close()
-        thread.join(timeout=10)
+        offered.stop()
+        shipped.stop()
+        service.stop()
 
 
 def test_embedded_url_reaches_the_service_unchanged(stack: Stack) -> None:

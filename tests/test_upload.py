@@ -119,7 +119,8 @@ def test_interrupted_half_way_then_resumed_stores_each_file_once(start_server, t
 
 def test_ctrl_c_keeps_what_finished_in_the_map(start_server, tmp_path) -> None:
     server = start_server()
-    expected = make_photos(tmp_path / "photos", 60)
+    # Enough files that the interrupt lands mid-way however fast the machine uploads them.
+    expected = make_photos(tmp_path / "photos", 240)
     originals = server.data / "originals"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROGIMAGE_")}
     run = subprocess.Popen(
@@ -136,7 +137,7 @@ def test_ctrl_c_keeps_what_finished_in_the_map(start_server, tmp_path) -> None:
     assert "interrupted; run the same command again" in err
     done = json.loads((tmp_path / "map.json").read_text())
     # The upload in flight when Ctrl-C came may have arrived without its answer.
-    assert 9 <= len(done) < 60
+    assert 9 <= len(done) < 240
     assert out.splitlines()[-1] == f"{len(done)} uploaded, 0 already stored, 0 failed"
     for path, image in done.items():
         assert expected[str(tmp_path / path)] == image

@@ -7,7 +7,7 @@ import { imageUrl } from "./progimage-url.js";
 // Nuxt's `fit` names, in ProgImage's resize modes. `inside` and `outside` both keep the
 // aspect; ProgImage has one mode for that, fitting inside the box.
 const FITS = { cover: "fill", contain: "pad", fill: "stretch", inside: "resize", outside: "resize" };
-const FORMATS = { jpg: "jpeg", jpeg: "jpeg", png: "png", webp: "webp", avif: "avif", gif: "gif" };
+const FORMATS = { jpg: "jpeg", jpeg: "jpeg", png: "png", webp: "webp", avif: "avif", jxl: "jxl", gif: "gif" };
 
 export function operations(modifiers = {}) {
   const { width, height, fit, format, quality, background } = modifiers;
