@@ -392,4 +392,4 @@ def quality_table(config: Config) -> dict[str, int]:
 
 def effort_table(config: Config) -> dict[str, int]:
     e = config.output.effort
-    return {"webp": e.webp, "avif": e.avif, "jxl": e.jxl}
+    return {"jpeg": e.jpeg, "webp": e.webp, "avif": e.avif, "jxl": e.jxl}

@@ -1,4 +1,5 @@
-"""output.effort: the WebP and AVIF encoders' CPU-for-bytes knob, from config to the bytes."""
+"""output.effort: the encoders' CPU-for-bytes knob (JPEG, WebP, AVIF, JPEG XL), from config
+to the bytes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def test_effort_is_read_from_file_and_environment() -> None:
 @pytest.mark.parametrize(
     ("effort", "key"),
     [({"avif": 10}, "output.effort.avif"), ({"webp": -1}, "output.effort.webp"),
-     ({"webp": 7}, "output.effort.webp"), ({"jpeg": 3}, "output.effort.jpeg")],
+     ({"webp": 7}, "output.effort.webp"), ({"jpeg": 3}, "output.effort.jpeg"),
+     ({"jpeg": -1}, "output.effort.jpeg")],
 )  # fmt: skip
 def test_effort_out_of_range_is_refused(effort: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
@@ -38,6 +40,33 @@ def test_effort_reaches_the_encoder(fmt: str) -> None:
     assert fast != slow
     for body in (fast, slow):
         assert (decode(body).width, decode(body).height) == (256, 192)
+
+
+def _frame_markers(body: bytes) -> set[int]:
+    """The start-of-frame markers of a JPEG: 0xC0/0xC1 baseline, 0xC2 progressive."""
+    found, pos = set(), 2
+    while pos + 4 <= len(body) and body[pos] == 0xFF:
+        marker, length = body[pos + 1], int.from_bytes(body[pos + 2 : pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            found.add(marker)
+        if marker == 0xDA:  # the scan data follows: no more headers to read
+            break
+        pos += 2 + length
+    return found
+
+
+def test_jpeg_is_baseline_by_default_and_progressive_from_effort_1() -> None:
+    image = gradient(320, 240).add(pyvips_noise(320, 240)).cast("uchar")
+    assert from_mapping({}).output.effort.jpeg == 0
+    baseline = imaging.encode(image, "jpeg", 80)
+    progressive = imaging.encode(image, "jpeg", 80, effort=1)
+    trellis = imaging.encode(image, "jpeg", 80, effort=2)
+    assert _frame_markers(baseline) <= {0xC0, 0xC1} and _frame_markers(baseline)
+    assert _frame_markers(progressive) == {0xC2} == _frame_markers(trellis)
+    # progressive is the same coefficients in another order: the same pixels, fewer bytes
+    assert (decode(baseline) - decode(progressive)).abs().max() == 0
+    assert len(progressive) < len(baseline)
+    assert len(trellis) < len(progressive)
 
 
 def pyvips_noise(width: int, height: int):
