@@ -3,7 +3,8 @@
 - thumbor 7.8 (Pillow, JPEG draft-mode decoding) in its production shape: one single-process
   thumbor per core behind nginx `least_conn` (in `--processes` mode one forked worker often
   takes every keep-alive connection and the other core idles). File loader, no storage, no
-  result storage, progressive JPEG (its default).
+  result storage, progressive JPEG (its default; BENCH_THUMBOR_PROGRESSIVE=0 makes it write
+  baseline, as ProgImage does by default, for a like-for-like JPEG encode).
 - ipx 3 (sharp, libvips with mozjpeg) on node:http, one Node process.
 
 Each gets the same 64 byte-different copies of the benchmark photographs as the service (as
@@ -137,6 +138,7 @@ def thumbor_lb(root: Path, workdir: Path, images: Path, ports: list[int], ncpu: 
         "STORAGE = 'thumbor.storages.no_storage'\n"
         "RESULT_STORAGE = None\n"
         "QUALITY = 80\n"
+        f"PROGRESSIVE_JPEG = {os.environ.get('BENCH_THUMBOR_PROGRESSIVE', '1') != '0'}\n"
         "ALLOW_UNSAFE_URL = True\n"
     )
     front, backs = ports[0], ports[1 : 1 + ncpu]

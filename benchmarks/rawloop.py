@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # The service's encoders, mirrored from proxy/imaging.py encode() (quality from the URL, or
-# the configured defaults: avif 60, output.effort webp 4 and avif 0).
-JPEG = {"Q": 80, "optimize_coding": True, "interlace": True}
+# the configured defaults: avif 60, output.effort jpeg 0, webp 4 and avif 0).
+JPEG = {"Q": 80, "optimize_coding": True}  # baseline: output.effort.jpeg 0
 WEBP = {"Q": 80, "effort": 4}
 AVIF = {"Q": 60, "compression": "av1", "effort": 0}
 HASH_SIZE = 32  # proxy/metadata.py: pHash of a 32x32 grey thumbnail
