@@ -12,6 +12,10 @@ Workloads (photographs, see benchmarks/images.py):
   W3 1600x1200 JPEG -> 800x600 JPEG q80           W4 1000x1000 RGBA PNG -> 300x300 WebP q80
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
+  W8 a site (benchmarks/site_workload.py): BENCH_SITE_URLS distinct derived URLs of
+     BENCH_SITE_ORIGINALS originals, Zipf popularity, browsers' Accept headers mixed, through
+     ./nginx.conf, nginx and the service started cold; the shares served by nginx's cache,
+     the service's cache and renders; thumbor behind the same nginx; reported relative to W1
   W10 3000x4000 JPEG portrait -> thumbnail 300x300 gravity/face (faces found once per original);
      reported relative to W1
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
@@ -35,9 +39,11 @@ Knobs (environment):
   BENCH_RAW_THREADS     raw grid, Python threads (1,2,4)
   BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
   BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
+  BENCH_SITE_ORIGINALS (160), BENCH_SITE_URLS (3000): W8's originals and derived URLs
   BENCH_NO_RAW=1        service only
-  BENCH_PEERS           peers measured in the same run on W1-W4 and W7 (thumbor,ipx; empty = none);
-                        installed on first use under BENCH_PEERS_DIR (default: BENCH_DIR,
+  BENCH_PEERS           peers measured in the same run on W1-W4 and W7, thumbor on W8 too
+                        (thumbor,ipx; empty = none); installed on first use under
+                        BENCH_PEERS_DIR (default: BENCH_DIR,
                         /tmp/progimage-bench, where the photographs are made too)
   BENCH_QUIET_WAIT (10) BENCH_QUIET_MAX (15) BENCH_NOISY_MAX (25) BENCH_RETRIES (1)
   BENCH_BUDGET (420)    noise control: wait for a quiet machine, retry a run that shared the
@@ -748,6 +754,7 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
     finally:
         uploader.stop()
     service_paths = [d.service_path(ids[d.original]) for d in urls]
+    thumbor_paths = [d.thumbor_path(origs[d.original].name) for d in urls]
     log(f"W8 {workload.title}: {len(origs)} originals in {folder}, {len(urls)} URLs, "
         f"{SITE_PICKS} picks, most popular {service_paths[0]}")  # fmt: skip
     entry: dict = {"title": workload.title, "path": service_paths[0], "method": "GET",
@@ -763,8 +770,8 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
             run["service_counts"] = counts
         if run["requests"] > SITE_PICKS:
             log(f"  W8: {run['requests']} requests, the {SITE_PICKS} picks wrapped around")
-        chosen = service_paths if not thumbor else [d.thumbor_path(origs[d.original].name)
-                                                    for d in urls]  # fmt: skip
+        chosen = thumbor_paths if thumbor else service_paths
+        run["distinct_urls"] = len(set(chosen))
         run["check"] = site_checks(front.base, urls, origs, chosen, thumbor)
         if not run["check"]["ok"]:
             log(f"  W8 OUTPUT CHECK FAILED: {run['check']}")
@@ -798,7 +805,6 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
         entry["peer_note"] = "thumbor not run (not in BENCH_PEERS)"
         return entry
     installs = Path(os.environ.get("BENCH_PEERS_DIR") or images.IMAGES.parent)
-    thumbor_paths = [d.thumbor_path(origs[d.original].name) for d in urls]
 
     def thumbor_attempt() -> dict:
         ports = [free_port() for _ in range(NCPU)]
@@ -1024,7 +1030,7 @@ def site_rows(report: dict) -> list[list[str]]:
             name, f"{run['req_s']:.1f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
             str(run["errors"]), *(f"{100 * shares[k]:.1f} %" for k in
                                   ("nginx", "service_cache", "renders", "merged")),
-            f"{run['logged']['urls']} of {entry['urls']}",
+            f"{run['logged']['urls']} of {run.get('distinct_urls', entry['urls'])}",
             f"{run['bytes'] / max(1, run['requests']) / 1000:.1f}",
             f"{run['service_cpu_ms_per_req']}",
             run["check"]["output"],
@@ -1052,9 +1058,11 @@ def site_note(report: dict) -> str:
         "renders = libvips renders, merged = requests joined to a render in flight "
         "(single-flight). thumbor: the same nginx.conf keyed on the URL alone (thumbor does "
         "not vary on Accept), its fmt/auto URLs asked as explicit WebP (filters:format(webp); "
-        "peers.py leaves AUTO_WEBP off), while the service answers the AVIF class with AVIF; "
-        "every request nginx passes on is a render. CPU ms/req counts nginx too. The "
-        "service ÷ raw cell is W8 ÷ W1 of the same run."
+        "peers.py leaves AUTO_WEBP off), so that a fmt/auto and a fmt/webp URL of the same "
+        "size are one thumbor URL, while the service answers the AVIF class with AVIF; every "
+        "request nginx passes on is a render. URLs asked = distinct URLs requested in the run, "
+        "of the distinct URLs in that server's language. KB/response includes headers. "
+        "CPU ms/req counts nginx too. The service ÷ raw cell is W8 ÷ W1 of the same run."
     )
 
 

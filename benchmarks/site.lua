@@ -4,7 +4,8 @@
 -- args: <paths file, rank order> <picks file, "rank accept" per line, 0-based>
 --       <Accept strings file> <wrk threads>.
 -- Thread k (1-based) takes picks k, k+T, k+2T…: together the threads walk the sequence in
--- order. Appended to stats.lua by bench.py, whose init() it extends.
+-- order (but for the first thread's first pick: wrk calls request() once to check the script
+-- before connecting). Appended to stats.lua by bench.py, whose init() it extends.
 
 local stats_init = init
 
