@@ -39,7 +39,8 @@ Knobs (environment):
   BENCH_RAW_THREADS     raw grid, Python threads (1,2,4)
   BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
   BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
-  BENCH_SITE_ORIGINALS (160), BENCH_SITE_URLS (3000): W8's originals and derived URLs
+  BENCH_SITE_ORIGINALS (160), BENCH_SITE_URLS (3000): W8's originals and derived URLs;
+  BENCH_SITE_DURATION   seconds of W8's runs, from cold, no warm-up (2 x BENCH_DURATION)
   BENCH_NO_RAW=1        service only
   BENCH_PEERS           peers measured in the same run on W1-W4 and W7, thumbor on W8 too
                         (thumbor,ipx; empty = none); installed on first use under
@@ -124,9 +125,12 @@ PEERS = env_list("BENCH_PEERS", "thumbor,ipx")
 SITE_ORIGINALS = int(env_float("BENCH_SITE_ORIGINALS", 160))
 SITE_URLS = int(env_float("BENCH_SITE_URLS", 3000))
 SITE_MEMORY_MB = 128  # cache.memory_mb's default: the service as deployed
+# W8 runs from cold, without warm-up: twice as long as the others' measured run, so that the
+# caches get somewhere (a render takes tens of ms; the first seconds are nearly all renders).
+SITE_DURATION = env_float("BENCH_SITE_DURATION", 2 * DURATION)
 # Requests drawn in advance, more than a run sends (nginx answering hits on two cores beside
 # wrk: a few thousand a second), so the sequence does not wrap.
-SITE_PICKS = max(100_000, int(DURATION * 25_000))
+SITE_PICKS = max(100_000, int(SITE_DURATION * 12_500))
 # After wrk stops, let the requests still in flight finish before reading the counters, so
 # nginx's log and the service's counters cover the same requests.
 SITE_SETTLE = 1.0
@@ -761,7 +765,8 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
                    "originals": len(origs), "urls": len(urls),
                    "site": {"zipf_s": site.ZIPF_S, "seed": site.SEED, "picks": SITE_PICKS,
                             "accepts": {n: w for n, _, w in site.ACCEPTS},
-                            "memory_mb": SITE_MEMORY_MB, "folder": str(folder)}}  # fmt: skip
+                            "memory_mb": SITE_MEMORY_MB, "folder": str(folder),
+                            "duration_s": SITE_DURATION}}  # fmt: skip
 
     def finish(run: dict, front: Nginx, counts: dict | None, thumbor: bool) -> dict:
         logged = site.cache_statuses(front.access_log.read_text())
@@ -789,7 +794,7 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
             front = Nginx(workdir, [service.port]).start("/health")
             before = site.service_counts(_text(service.base + "/metrics"))
             stack = SiteStack(front.base, [service.pid, front.pid])
-            run = run_wrk(stack, workload, service_paths, workdir, DURATION, CONNS)
+            run = run_wrk(stack, workload, service_paths, workdir, SITE_DURATION, CONNS)
             time.sleep(SITE_SETTLE)
             after = site.service_counts(_text(service.base + "/metrics"))
             return finish(run, front, {k: after[k] - before[k] for k in after}, False)
@@ -818,7 +823,7 @@ def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> d
                                             for p in ports), 90)  # fmt: skip
             front = Nginx(workdir, ports, key_on_url=True).start("/healthcheck")
             stack = SiteStack(front.base, [backends.pid, front.pid])
-            run = run_wrk(stack, workload, thumbor_paths, workdir, DURATION, CONNS)
+            run = run_wrk(stack, workload, thumbor_paths, workdir, SITE_DURATION, CONNS)
             time.sleep(SITE_SETTLE)
             return finish(run, front, None, True)
         finally:
@@ -1011,7 +1016,7 @@ def peer_rows(report: dict) -> list[list[str]]:
 
 
 SITE_HEADER = ["W8 behind nginx.conf", "req/s", "p50 ms", "p99 ms", "errors", "nginx cache",
-               "service cache", "renders", "merged", "URLs asked", "KB/response",
+               "service cache", "renders", "merged", "nginx, last ¼", "URLs asked", "KB/response",
                "CPU ms/req", "output"]  # fmt: skip
 
 
@@ -1023,20 +1028,21 @@ def site_rows(report: dict) -> list[list[str]]:
     out = []
     for name, run in runs:
         if "error" in run:
-            out.append([name, "not run: " + run["error"][:80], *["–"] * 11])
+            out.append([name, "not run: " + run["error"][:80], *["–"] * 12])
             continue
         shares = run["shares"]
         out.append([
             name, f"{run['req_s']:.1f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
             str(run["errors"]), *(f"{100 * shares[k]:.1f} %" for k in
                                   ("nginx", "service_cache", "renders", "merged")),
+            f"{100 * run['logged']['nginx_last_quarter']:.1f} %",
             f"{run['logged']['urls']} of {run.get('distinct_urls', entry['urls'])}",
             f"{run['bytes'] / max(1, run['requests']) / 1000:.1f}",
             f"{run['service_cpu_ms_per_req']}",
             run["check"]["output"],
         ])  # fmt: skip
     if not entry["peers"]:
-        out.append(["thumbor", entry.get("peer_note", "not run"), *["–"] * 11])
+        out.append(["thumbor", entry.get("peer_note", "not run"), *["–"] * 12])
     return out
 
 
@@ -1051,18 +1057,20 @@ def site_note(report: dict) -> str:
         "(benchmarks/site_workload.py: srcset widths and fill thumbnails with fmt/auto, a WebP "
         "srcset, legacy source-format and og:image JPEG renditions), requested by a fixed "
         f"sequence of Zipf picks (s = {knobs['zipf_s']}, seed {knobs['seed']}) with browsers' "
-        f"Accept headers ({mix}), through ./nginx.conf (cache key: URL and Accept class), "
-        f"everything cold at the start of the run; the service with cache.memory_mb "
-        f"{knobs['memory_mb']}. Shares are of the requests nginx logged: nginx cache = "
-        "$upstream_cache_status HIT, service cache = its in-process result cache (/metrics), "
-        "renders = libvips renders, merged = requests joined to a render in flight "
-        "(single-flight). thumbor: the same nginx.conf keyed on the URL alone (thumbor does "
-        "not vary on Accept), its fmt/auto URLs asked as explicit WebP (filters:format(webp); "
-        "peers.py leaves AUTO_WEBP off), so that a fmt/auto and a fmt/webp URL of the same "
-        "size are one thumbor URL, while the service answers the AVIF class with AVIF; every "
-        "request nginx passes on is a render. URLs asked = distinct URLs requested in the run, "
-        "of the distinct URLs in that server's language. KB/response includes headers. "
-        "CPU ms/req counts nginx too. The service ÷ raw cell is W8 ÷ W1 of the same run."
+        f"Accept headers ({mix}), through ./nginx.conf (cache key: URL and Accept class); "
+        f"nginx and the server behind it start cold, {knobs.get('duration_s', '?')} s without "
+        f"warm-up; the service with cache.memory_mb {knobs['memory_mb']}. Shares are of the "
+        "requests nginx logged: nginx cache = $upstream_cache_status HIT, service cache = its "
+        "in-process result cache (/metrics), renders = libvips renders, merged = requests "
+        "joined to a render in flight (single-flight). nginx, last ¼ = the nginx cache's share "
+        "of the last quarter of the requests: where the cold start has got to. thumbor: the "
+        "same nginx.conf keyed on the URL alone (thumbor does not vary on Accept), its fmt/auto "
+        "URLs asked as explicit WebP (filters:format(webp); peers.py leaves AUTO_WEBP off), so "
+        "a fmt/auto and a fmt/webp URL of the same size are one thumbor URL, while the service "
+        "answers the AVIF class with AVIF; every request nginx passes on is a render. URLs "
+        "asked = distinct URLs requested, of the distinct URLs in that server's language. "
+        "KB/response includes headers. CPU ms/req counts nginx too. The service ÷ raw cell is "
+        "W8 ÷ W1 of the same run."
     )
 
 

@@ -276,24 +276,34 @@ def accept_class(accept: str, conf_text: str) -> str:
     return "other"
 
 
+# nginx answered from its cache: HIT, and STALE/UPDATING (an expired entry, never the case in
+# a run shorter than the entries' max-age) and REVALIDATED (304 from upstream).
+NGINX_SERVED = ("HIT", "STALE", "UPDATING", "REVALIDATED")
+
+
 LOG_LINE = re.compile(r'"(?:GET|HEAD) (?P<uri>\S+) [^"]*" (?P<status>\d{3}) \d+ '
                       r"cache=(?P<cache>\S+) accept=(?P<accept>\S+)")  # fmt: skip
 
 
 def cache_statuses(log_text: str) -> dict:
     """From nginx.conf's access log: requests by $upstream_cache_status and by HTTP status,
-    and the distinct cache entries asked for (URL, Accept class)."""
+    the distinct cache entries asked for (URL, Accept class), and the share nginx served of
+    the last quarter of the requests (where the cold start has got to by the end)."""
     caches: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     keys = set()
+    order = []
     for line in log_text.splitlines():
         found = LOG_LINE.search(line)
         if found:
             caches[found["cache"]] += 1
             statuses[found["status"]] += 1
             keys.add((found["uri"], found["accept"]))
+            order.append(found["cache"] in NGINX_SERVED)
+    late = order[len(order) - len(order) // 4 :]
     return {"cache": dict(caches), "status": dict(statuses), "keys": len(keys),
-            "urls": len({uri for uri, _ in keys}), "requests": sum(caches.values())}  # fmt: skip
+            "urls": len({uri for uri, _ in keys}), "requests": sum(caches.values()),
+            "nginx_last_quarter": round(sum(late) / len(late), 4) if late else 0.0}  # fmt: skip
 
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$", re.M)
@@ -322,11 +332,6 @@ def service_counts(text: str) -> dict[str, float]:
                              result="hit"),
         "renders": metric(text, "progimage_render_seconds_count"),
     }  # fmt: skip
-
-
-# nginx answered from its cache: HIT, and STALE/UPDATING (an expired entry, never the case in
-# a run shorter than the entries' max-age) and REVALIDATED (304 from upstream).
-NGINX_SERVED = ("HIT", "STALE", "UPDATING", "REVALIDATED")
 
 
 def shares(logged: dict, service: dict[str, float] | None) -> dict[str, float]:

@@ -218,6 +218,10 @@ def test_site_shares_from_nginx_log_and_service_metrics() -> None:
     logged = site.cache_statuses(log)
     assert logged["cache"] == {"MISS": 3, "HIT": 2, "UPDATING": 1, "-": 1}
     assert logged["requests"] == 7 and logged["keys"] == 4 and logged["urls"] == 3
+    assert logged["nginx_last_quarter"] == 0.0  # the last 7 // 4 lines: /health, not cached
+    warm = site.cache_statuses("\n".join([line.format("/a", "MISS", "avif")] * 4
+                                         + [line.format("/a", "HIT", "avif")] * 4))  # fmt: skip
+    assert warm["nginx_last_quarter"] == 1.0
     metrics = "\n".join([
         "# HELP progimage_requests_total HTTP requests by route, method and status",
         'progimage_requests_total{method="GET",route="derived",status="200"} 3.0',
@@ -278,13 +282,14 @@ def test_site_lua_replays_the_picks_in_order(tmp_path: Path) -> None:
 def test_site_row_and_note_in_the_report() -> None:
     run = {"req_s": 120.0, "p50_ms": 1.0, "p99_ms": 300.0, "errors": 0, "errors_503": 0,
            "peak_rss_mb": 300.0, "service_cpu_ms_per_req": 5.0, "other_cpu_pct": 0.0,
-           "requests": 1200, "bytes": 60_000_000, "logged": {"urls": 900},
+           "requests": 1200, "bytes": 60_000_000,
+           "logged": {"urls": 900, "nginx_last_quarter": 0.9},
            "shares": {"nginx": 0.7, "service_cache": 0.01, "renders": 0.28, "merged": 0.01},
            "check": {"ok": True, "output": "6/6 sample URLs right"}}  # fmt: skip
     entry = {"title": "site", "urls": 3000, "originals": 160, "service": run, "peers": {},
              "check": run["check"], "relative": 0.5, "peer_note": "thumbor not run (x)",
              "site": {"zipf_s": 1.0, "seed": 8, "accepts": {"chromium": 66},
-                      "memory_mb": 128}}  # fmt: skip
+                      "memory_mb": 128, "duration_s": 20}}  # fmt: skip
     knobs = {"conns": 8, "duration_s": 10, "warmup_s": 2, "raw_duration_s": 5,
              "raw_threads": [1], "raw_vips_concurrency": [1]}  # fmt: skip
     environment = {"date": "now", "nproc": 2, "libvips": "8", "pyvips": "3", "wrk": "wrk",
@@ -294,7 +299,7 @@ def test_site_row_and_note_in_the_report() -> None:
     assert row[0].startswith("W8 site") and row[1] == "120.0" and "0.50 × W1" in row
     lines = bench.site_rows(report)
     assert lines[0][:2] == ["ProgImage", "120.0"] and "70.0 %" in lines[0]
-    assert lines[0][10] == "50.0"  # KB per response
+    assert lines[0][9] == "90.0 %" and lines[0][11] == "50.0"  # last quarter, KB per response
     assert lines[1][:2] == ["thumbor", "thumbor not run (x)"]
     text = bench.markdown(report)
     assert "| W8 behind nginx.conf |" in text and "filters:format(webp)" in text
