@@ -1015,7 +1015,8 @@ def peer_rows(report: dict) -> list[list[str]]:
     return out
 
 
-SITE_HEADER = ["W8 behind nginx.conf", "req/s", "p50 ms", "p99 ms", "errors", "nginx cache",
+SITE_HEADER = ["W8 behind nginx.conf", "req/s", "p50 ms", "p99 ms", "at nginx p50/p99 ms",
+               "errors", "nginx cache",
                "service cache", "renders", "merged", "nginx, last ¼", "URLs asked", "KB/response",
                "CPU ms/req", "output"]  # fmt: skip
 
@@ -1028,11 +1029,12 @@ def site_rows(report: dict) -> list[list[str]]:
     out = []
     for name, run in runs:
         if "error" in run:
-            out.append([name, "not run: " + run["error"][:80], *["–"] * 12])
+            out.append([name, "not run: " + run["error"][:80], *["–"] * 13])
             continue
         shares = run["shares"]
         out.append([
             name, f"{run['req_s']:.1f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
+            "{p50:.0f} / {p99:.0f}".format(**run["logged"]["request_time_ms"]),
             str(run["errors"]), *(f"{100 * shares[k]:.1f} %" for k in
                                   ("nginx", "service_cache", "renders", "merged")),
             f"{100 * run['logged']['nginx_last_quarter']:.1f} %",
@@ -1042,7 +1044,7 @@ def site_rows(report: dict) -> list[list[str]]:
             run["check"]["output"],
         ])  # fmt: skip
     if not entry["peers"]:
-        out.append(["thumbor", entry.get("peer_note", "not run"), *["–"] * 12])
+        out.append(["thumbor", entry.get("peer_note", "not run"), *["–"] * 13])
     return out
 
 
@@ -1063,7 +1065,10 @@ def site_note(report: dict) -> str:
         "requests nginx logged: nginx cache = $upstream_cache_status HIT, service cache = its "
         "in-process result cache (/metrics), renders = libvips renders, merged = requests "
         "joined to a render in flight (single-flight). nginx, last ¼ = the nginx cache's share "
-        "of the last quarter of the requests: where the cold start has got to. thumbor: the "
+        "of the last quarter of the requests: where the cold start has got to. p50/p99 are "
+        "wrk's; at nginx = $request_time, from nginx reading the request to its last byte, "
+        "without the waits for a core that wrk's figures include when renders saturate the "
+        "machine that wrk and nginx share. thumbor: the "
         "same nginx.conf keyed on the URL alone (thumbor does not vary on Accept), its fmt/auto "
         "URLs asked as explicit WebP (filters:format(webp); peers.py leaves AUTO_WEBP off), so "
         "a fmt/auto and a fmt/webp URL of the same size are one thumbor URL, while the service "

@@ -219,6 +219,7 @@ def test_site_shares_from_nginx_log_and_service_metrics() -> None:
     assert logged["cache"] == {"MISS": 3, "HIT": 2, "UPDATING": 1, "-": 1}
     assert logged["requests"] == 7 and logged["keys"] == 4 and logged["urls"] == 3
     assert logged["nginx_last_quarter"] == 0.0  # the last 7 // 4 lines: /health, not cached
+    assert logged["request_time_ms"] == {"p50": 1.0, "p99": 1.0}
     warm = site.cache_statuses("\n".join([line.format("/a", "MISS", "avif")] * 4
                                          + [line.format("/a", "HIT", "avif")] * 4))  # fmt: skip
     assert warm["nginx_last_quarter"] == 1.0
@@ -283,7 +284,8 @@ def test_site_row_and_note_in_the_report() -> None:
     run = {"req_s": 120.0, "p50_ms": 1.0, "p99_ms": 300.0, "errors": 0, "errors_503": 0,
            "peak_rss_mb": 300.0, "service_cpu_ms_per_req": 5.0, "other_cpu_pct": 0.0,
            "requests": 1200, "bytes": 60_000_000,
-           "logged": {"urls": 900, "nginx_last_quarter": 0.9},
+           "logged": {"urls": 900, "nginx_last_quarter": 0.9,
+                      "request_time_ms": {"p50": 0.0, "p99": 250.0}},
            "shares": {"nginx": 0.7, "service_cache": 0.01, "renders": 0.28, "merged": 0.01},
            "check": {"ok": True, "output": "6/6 sample URLs right"}}  # fmt: skip
     entry = {"title": "site", "urls": 3000, "originals": 160, "service": run, "peers": {},
@@ -298,8 +300,10 @@ def test_site_row_and_note_in_the_report() -> None:
     [row] = bench.rows(report)
     assert row[0].startswith("W8 site") and row[1] == "120.0" and "0.50 × W1" in row
     lines = bench.site_rows(report)
-    assert lines[0][:2] == ["ProgImage", "120.0"] and "70.0 %" in lines[0]
-    assert lines[0][9] == "90.0 %" and lines[0][11] == "50.0"  # last quarter, KB per response
+    mine = dict(zip(bench.SITE_HEADER, lines[0], strict=True))
+    assert mine["W8 behind nginx.conf"] == "ProgImage" and mine["req/s"] == "120.0"
+    assert mine["nginx cache"] == "70.0 %" and mine["nginx, last ¼"] == "90.0 %"
+    assert mine["KB/response"] == "50.0" and mine["at nginx p50/p99 ms"] == "0 / 250"
     assert lines[1][:2] == ["thumbor", "thumbor not run (x)"]
     text = bench.markdown(report)
     assert "| W8 behind nginx.conf |" in text and "filters:format(webp)" in text
