@@ -615,14 +615,18 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
             finally:
                 service.stop()
         for workload in (w for w in workloads if w.site):
-            results[workload.key] = site_measure(workload, workdir, paths)
+            try:
+                results[workload.key] = site_measure(workload, workdir, paths)
+            except Exception as exc:  # e.g. no nginx and no apt: the other rows still count
+                log(f"W8 not run: {exc}")
+                results[workload.key] = {"title": workload.title, "error": str(exc)[:500]}
     finally:
         if peer_set is not None:
             peer_set.stop()
     compare_with_peers(results)
     for workload in workloads:
         base = results.get(workload.relative_to or "")
-        if workload.key in results and base:
+        if "service" in results.get(workload.key, {}) and base:
             rate = results[workload.key]["service"]["req_s"] / max(base["service"]["req_s"], 1e-9)
             results[workload.key]["relative"] = round(rate, 3)
     memory = None
@@ -966,6 +970,10 @@ def rows(report: dict) -> list[list[str]]:
         entry = report["workloads"].get(workload.key)
         if entry is None:
             continue
+        if "error" in entry:
+            out.append([f"{workload.key} {workload.title}", "not run: " + entry["error"][:80],
+                        *["–"] * (len(HEADER) - 2)])  # fmt: skip
+            continue
         s = entry["service"]
         best = (entry.get("raw") or {}).get("best")
         check = entry.get("check")
@@ -1023,7 +1031,7 @@ SITE_HEADER = ["W8 behind nginx.conf", "req/s", "p50 ms", "p99 ms", "at nginx p5
 
 def site_rows(report: dict) -> list[list[str]]:
     entry = report["workloads"].get("W8")
-    if not entry:
+    if not entry or "error" in entry:
         return []
     runs = [("ProgImage", entry["service"]), *((n, r) for n, r in entry["peers"].items())]
     out = []
@@ -1050,7 +1058,7 @@ def site_rows(report: dict) -> list[list[str]]:
 
 def site_note(report: dict) -> str:
     entry = report["workloads"].get("W8")
-    if not entry:
+    if not entry or "error" in entry:
         return ""
     knobs = entry["site"]
     mix = ", ".join(f"{n} {w} %" for n, w in knobs["accepts"].items())

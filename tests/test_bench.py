@@ -308,4 +308,9 @@ def test_site_row_and_note_in_the_report() -> None:
     text = bench.markdown(report)
     assert "| W8 behind nginx.conf |" in text and "filters:format(webp)" in text
     assert "thumbor not run" in bench.table(report)
+    # W8 that could not run at all (no nginx, say) is a row saying so, not a lost report.
+    report["workloads"]["W8"] = {"title": "site", "error": "nginx: not found"}
+    [row] = bench.rows(report)
+    assert row[1] == "not run: nginx: not found" and len(row) == len(bench.HEADER)
+    assert bench.site_rows(report) == [] and "W8 behind" not in bench.markdown(report)
     assert math.isclose(sum(run["shares"].values()), 1.0)
