@@ -12,6 +12,10 @@ Workloads (photographs, see benchmarks/images.py):
   W3 1600x1200 JPEG -> 800x600 JPEG q80           W4 1000x1000 RGBA PNG -> 300x300 WebP q80
   W5 W1's URL repeated, result cache on (hits)    W6 PUT /images, ~2 MB JPEG, unique bodies
   W7 W1 as AVIF (fmt/avif, default quality 60)
+  W8 a site (benchmarks/site_workload.py): BENCH_SITE_URLS distinct derived URLs of
+     BENCH_SITE_ORIGINALS originals, Zipf popularity, browsers' Accept headers mixed, through
+     ./nginx.conf, nginx and the service started cold; the shares served by nginx's cache,
+     the service's cache and renders; thumbor behind the same nginx; reported relative to W1
   W10 3000x4000 JPEG portrait -> thumbnail 300x300 gravity/face (faces found once per original);
      reported relative to W1
   W1o, W2o: W1 and W2 from the original, on a service with `storage.previews: false`
@@ -35,9 +39,12 @@ Knobs (environment):
   BENCH_RAW_THREADS     raw grid, Python threads (1,2,4)
   BENCH_RAW_CONCURRENCY raw grid, libvips concurrency (1,2)
   BENCH_WORKLOADS       subset, e.g. W1,W3 (all by default); BENCH_MEMCHECK=0 skips the check
+  BENCH_SITE_ORIGINALS (160), BENCH_SITE_URLS (3000): W8's originals and derived URLs;
+  BENCH_SITE_DURATION   seconds of W8's runs, from cold, no warm-up (2 x BENCH_DURATION)
   BENCH_NO_RAW=1        service only
-  BENCH_PEERS           peers measured in the same run on W1-W4 and W7 (thumbor,ipx; empty = none);
-                        installed on first use under BENCH_PEERS_DIR (default: BENCH_DIR,
+  BENCH_PEERS           peers measured in the same run on W1-W4 and W7, thumbor on W8 too
+                        (thumbor,ipx; empty = none); installed on first use under
+                        BENCH_PEERS_DIR (default: BENCH_DIR,
                         /tmp/progimage-bench, where the photographs are made too)
   BENCH_QUIET_WAIT (10) BENCH_QUIET_MAX (15) BENCH_NOISY_MAX (25) BENCH_RETRIES (1)
   BENCH_BUDGET (420)    noise control: wait for a quiet machine, retry a run that shared the
@@ -75,6 +82,7 @@ sys.path.insert(0, str(HERE))
 
 import images  # noqa: E402
 import peers  # noqa: E402
+import site_workload as site  # noqa: E402
 from process_group import ProcessGroup  # noqa: E402
 
 NCPU = os.cpu_count() or 1
@@ -113,6 +121,19 @@ NOISY_MAX = env_float("BENCH_NOISY_MAX", 25)
 RETRIES = int(env_float("BENCH_RETRIES", 1))
 BUDGET = env_float("BENCH_BUDGET", 420)
 PEERS = env_list("BENCH_PEERS", "thumbor,ipx")
+# W8 (site_workload.py): how many originals and distinct derived URLs.
+SITE_ORIGINALS = int(env_float("BENCH_SITE_ORIGINALS", 160))
+SITE_URLS = int(env_float("BENCH_SITE_URLS", 3000))
+SITE_MEMORY_MB = 128  # cache.memory_mb's default: the service as deployed
+# W8 runs from cold, without warm-up: twice as long as the others' measured run, so that the
+# caches get somewhere (a render takes tens of ms; the first seconds are nearly all renders).
+SITE_DURATION = env_float("BENCH_SITE_DURATION", 2 * DURATION)
+# Requests drawn in advance, more than a run sends (nginx answering hits on two cores beside
+# wrk: a few thousand a second), so the sequence does not wrap.
+SITE_PICKS = max(100_000, int(SITE_DURATION * 12_500))
+# After wrk stops, let the requests still in flight finish before reading the counters, so
+# nginx's log and the service's counters cover the same requests.
+SITE_SETTLE = 1.0
 STARTED = time.monotonic()
 
 
@@ -131,6 +152,7 @@ class Workload:
     cache: bool = False
     previews: bool = True  # storage.previews: small renders of large originals read a preview
     relative_to: str | None = None  # measured against this workload of the same run, not raw
+    site: bool = False  # W8: many URLs through nginx (site_measure)
 
     @property
     def raw(self) -> bool:
@@ -152,6 +174,8 @@ WORKLOADS = [
              method="PUT"),
     Workload("W7", "4000x3000 JPEG -> fit 300x200 AVIF (q60)", "large",
              "/resize/300x200/fmt/avif/{id}", (267, 200, 3, "heif")),
+    Workload("W8", f"site: {SITE_URLS} URLs of {SITE_ORIGINALS} originals, Zipf, browsers' "
+             "Accept, via nginx.conf", "site", "", None, site=True, relative_to="W1"),
     Workload("W10", "3000x4000 JPEG portrait -> thumbnail 300x300 gravity/face", "faces",
              "/thumbnail/300x300/gravity/face/{id}", (300, 300, 3, "jpeg"), relative_to="W1"),
     Workload("W1o", "W1 from the original (storage.previews off)", "large",
@@ -184,15 +208,15 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
 
 
-def tree(root: int) -> list[int]:
-    """root and every descendant (the kernel here has no /proc/*/task/*/children)."""
+def tree(*roots: int) -> list[int]:
+    """The roots and every descendant (the kernel here has no /proc/*/task/*/children)."""
     parents: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             fields = _stat_fields(int(name))
             if fields:
                 parents.setdefault(int(fields[1]), []).append(int(name))
-    found, todo = [], [root]
+    found, todo = [], list(roots)
     while todo:
         pid = todo.pop()
         found.append(pid)
@@ -229,18 +253,18 @@ def system_busy() -> tuple[int, int]:
 class RssSampler(threading.Thread):
     """Peak RSS of the tree, sampled every 100 ms."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, *roots: int) -> None:
         super().__init__(daemon=True)
-        self.root = root
+        self.roots = roots
         self.peak = 0
         self.samples = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
-        pids, rescan = tree(self.root), time.monotonic() + 1.0
+        pids, rescan = tree(*self.roots), time.monotonic() + 1.0
         while not self._halt.is_set():
             if time.monotonic() > rescan:
-                pids, rescan = tree(self.root), time.monotonic() + 1.0
+                pids, rescan = tree(*self.roots), time.monotonic() + 1.0
             self.peak = max(self.peak, rss_bytes(pids))
             self.samples += 1
             self._halt.wait(0.1)
@@ -321,12 +345,16 @@ class Service(ProcessGroup):
             return list(pool.map(self.upload, bodies))
 
 
-def check_output(url: str, expect: tuple[int, int, int, str]) -> dict:
-    """Fetch once and decode: the benchmark must measure the right image, not an error."""
+def check_output(
+    url: str, expect: tuple[int, int, int, str], headers: dict | None = None, slack: int = 0
+) -> dict:
+    """Fetch once and decode: the benchmark must measure the right image, not an error.
+    `slack`: pixels a size may be off by (servers round a computed height differently)."""
     import pyvips
 
     try:
-        with urllib.request.urlopen(url, timeout=60) as r:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=60) as r:
             body, mime, timing = (
                 r.read(),
                 r.headers.get("Content-Type"),
@@ -336,7 +364,8 @@ def check_output(url: str, expect: tuple[int, int, int, str]) -> dict:
         return {"ok": False, "detail": f"HTTP {exc.code}: {exc.read()[:200]!r}"}
     image = pyvips.Image.new_from_buffer(body, "")
     got = (image.width, image.height, image.bands, image.get("vips-loader"))
-    ok = got[:3] == expect[:3] and got[3].startswith(expect[3])
+    near = all(abs(a - b) <= slack for a, b in zip(got[:2], expect[:2], strict=True))
+    ok = near and got[2] == expect[2] and got[3].startswith(expect[3])
     return {
         "ok": ok,
         "output": f"{got[0]}x{got[1]}x{got[2]} {got[3]} {len(body)}B {mime}",
@@ -372,6 +401,13 @@ def wrk_script(
         script.write_text(stats + "\n" + (HERE / "upload.lua").read_text())
         upload = images.ensure()[workload.image]
         return script, [str(upload), uuid.uuid4().hex[:12]]
+    if workload.site:
+        script = workdir / "site-combined.lua"
+        script.write_text(stats + "\n" + (HERE / "site.lua").read_text())
+        listing = workdir / f"paths-{workload.key}.txt"
+        listing.write_text("\n".join(paths) + "\n")
+        files = (listing, workdir / site.PICKS_FILE, workdir / site.ACCEPTS_FILE)
+        return script, [*map(str, files), str(threads)]
     if len(paths) == 1:
         return HERE / "stats.lua", []
     script = workdir / "rotate-combined.lua"
@@ -382,14 +418,14 @@ def wrk_script(
 
 
 def run_wrk(
-    service: Service,
+    service: Service | peers.Peer | SiteStack,
     workload: Workload,
     paths: list[str],
     workdir: Path,
     seconds: float,
     conns: int,
 ) -> dict:
-    """One wrk run against the service, with the service tree's peak RSS and CPU."""
+    """One wrk run against the service (or a peer), with its trees' peak RSS and CPU."""
     threads = max(1, min(WRK_THREADS, conns))
     script, args = wrk_script(workdir, workload, paths, threads)
     url = service.base + paths[0]
@@ -397,15 +433,15 @@ def run_wrk(
             "--timeout", "10s", "-s", str(script), url]  # fmt: skip
     if args:
         argv += ["--", *args]
-    pids = tree(service.pid)
-    sampler = RssSampler(service.pid)
+    pids = tree(*service.roots)
+    sampler = RssSampler(*service.roots)
     cpu0, busy0, wrk0 = cpu_seconds(pids), system_busy(), _children_cpu()
     sampler.start()
     started = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     peak = sampler.finish()
-    cpu1, busy1, wrk1 = cpu_seconds(tree(service.pid)), system_busy(), _children_cpu()
+    cpu1, busy1, wrk1 = cpu_seconds(tree(*service.roots)), system_busy(), _children_cpu()
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-800:]}{done.stderr}")
@@ -420,6 +456,7 @@ def run_wrk(
         "req_s": round(ok / seconds_run, 2),
         "requests": data["requests"],
         "ok": ok,
+        "bytes": data["bytes"],
         "p50_ms": round(data["latency_us"]["p50"] / 1000, 1),
         "p90_ms": round(data["latency_us"]["p90"] / 1000, 1),
         "p99_ms": round(data["latency_us"]["p99"] / 1000, 1),
@@ -561,7 +598,8 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
         # Cache off: every request renders. W6 last, it fills the store. The rows from originals
         # get a service and a store of their own, without previews.
         for previews, folder in ((True, store), (False, workdir / "store-originals")):
-            plain = [w for w in workloads if not w.cache and w.previews == previews]
+            plain = [w for w in workloads
+                     if not w.cache and not w.site and w.previews == previews]  # fmt: skip
             plain.sort(key=lambda w: w.method == "PUT")
             if not plain:
                 continue
@@ -583,13 +621,19 @@ def measure(workloads: list[Workload], workdir: Path) -> dict:
                 one(service, workload, ids)
             finally:
                 service.stop()
+        for workload in (w for w in workloads if w.site):
+            try:
+                results[workload.key] = site_measure(workload, workdir, paths)
+            except Exception as exc:  # e.g. no nginx and no apt: the other rows still count
+                log(f"W8 not run: {exc}")
+                results[workload.key] = {"title": workload.title, "error": str(exc)[:500]}
     finally:
         if peer_set is not None:
             peer_set.stop()
     compare_with_peers(results)
     for workload in workloads:
         base = results.get(workload.relative_to or "")
-        if workload.key in results and base:
+        if "service" in results.get(workload.key, {}) and base:
             rate = results[workload.key]["service"]["req_s"] / max(base["service"]["req_s"], 1e-9)
             results[workload.key]["relative"] = round(rate, 3)
     memory = None
@@ -650,6 +694,199 @@ class PeerSet:
     def stop(self) -> None:
         for peer, _ in self.running.values():
             peer.stop()
+
+
+# --- W8: a site behind nginx (benchmarks/site_workload.py)
+
+
+def nginx_globals() -> str:
+    # As root the workers would run as nobody, who cannot enter the 0700 work folder to write
+    # the cache (tests/test_nginx.py does the same).
+    return "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+
+
+class Nginx(ProcessGroup):
+    """./nginx.conf on a free port in front of `upstreams`, in a prefix of its own: every
+    instance starts with an empty cache."""
+
+    def __init__(self, workdir: Path, upstreams: list[int], *, key_on_url: bool = False) -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        self.name = f"nginx-{self.port}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.prefix = workdir / self.name
+        self.prefix.mkdir()
+        text = site.nginx_conf((REPO / "nginx.conf").read_text(), self.port, upstreams,
+                               key_on_url=key_on_url)  # fmt: skip
+        (self.prefix / "nginx.conf").write_text(text)
+        self.access_log = self.prefix / "access.log"
+
+    def start(self, probe: str) -> Nginx:
+        conf = str(self.prefix / "nginx.conf")
+        self.launch([peers.ensure_nginx(), "-p", str(self.prefix), "-c", conf, "-e", "stderr",
+                     "-g", nginx_globals()])  # fmt: skip
+        self.wait_ready(lambda: _answers(self.base + probe), 30)
+        # The probes are not part of the run. nginx appends (O_APPEND): truncating is safe.
+        self.access_log.write_text("")
+        return self
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+@dataclass(frozen=True)
+class SiteStack:
+    """What wrk loads in W8: nginx's address; the CPU and RSS of nginx and the server behind."""
+
+    base: str
+    roots: list[int]
+
+
+def site_measure(workload: Workload, workdir: Path, paths: dict[str, Path]) -> dict:
+    """W8 on the service behind ./nginx.conf, then on thumbor behind it; each attempt starts
+    both nginx and the server behind it afresh: cold caches, measured from the first request."""
+    import pyvips
+
+    sizes = {}
+    for key in ("large", "medium", "alpha"):
+        header = pyvips.Image.new_from_file(str(paths[key]))
+        sizes[key] = (header.width, header.height)
+    origs = site.originals(SITE_ORIGINALS, sizes)
+    folder = site.recipe_folder(images.IMAGES.parent, origs, paths)
+    files = site.make_originals(origs, paths, folder)
+    urls = site.derived(origs, SITE_URLS)
+    site.write_sequence(workdir, site.picks(len(urls), SITE_PICKS))
+    store = workdir / "store-site"
+    uploader = Service(workdir, store, memory_mb=0).start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(uploader.upload, (f.read_bytes() for f in files)))
+    finally:
+        uploader.stop()
+    service_paths = [d.service_path(ids[d.original]) for d in urls]
+    thumbor_paths = [d.thumbor_path(origs[d.original].name) for d in urls]
+    log(f"W8 {workload.title}: {len(origs)} originals in {folder}, {len(urls)} URLs, "
+        f"{SITE_PICKS} picks, most popular {service_paths[0]}")  # fmt: skip
+    entry: dict = {"title": workload.title, "path": service_paths[0], "method": "GET",
+                   "originals": len(origs), "urls": len(urls),
+                   "site": {"zipf_s": site.ZIPF_S, "seed": site.SEED, "picks": SITE_PICKS,
+                            "accepts": {n: w for n, _, w in site.ACCEPTS},
+                            "memory_mb": SITE_MEMORY_MB, "folder": str(folder),
+                            "duration_s": SITE_DURATION}}  # fmt: skip
+
+    def finish(run: dict, front: Nginx, counts: dict | None, thumbor: bool) -> dict:
+        logged = site.cache_statuses(front.access_log.read_text())
+        run.update(logged=logged, shares=site.shares(logged, counts))
+        if counts is not None:
+            run["service_counts"] = counts
+        if run["requests"] > SITE_PICKS:
+            log(f"  W8: {run['requests']} requests, the {SITE_PICKS} picks wrapped around")
+        chosen = thumbor_paths if thumbor else service_paths
+        run["distinct_urls"] = len(set(chosen))
+        run["check"] = site_checks(front.base, urls, origs, chosen, thumbor)
+        if not run["check"]["ok"]:
+            log(f"  W8 OUTPUT CHECK FAILED: {run['check']}")
+        s = run["shares"]
+        log(f"  {'thumbor' if thumbor else 'service'}: {run['req_s']} req/s p50 {run['p50_ms']} "
+            f"ms p99 {run['p99_ms']} ms errors {run['errors']}; nginx {s['nginx']:.1%}, "
+            f"service cache {s['service_cache']:.1%}, renders {s['renders']:.1%}, merged "
+            f"{s['merged']:.1%}; other {run['other_cpu_pct']}%")  # fmt: skip
+        return run
+
+    def service_attempt() -> dict:
+        service = Service(workdir, store, memory_mb=SITE_MEMORY_MB).start()
+        front = None
+        try:
+            front = Nginx(workdir, [service.port]).start("/health")
+            before = site.service_counts(_text(service.base + "/metrics"))
+            stack = SiteStack(front.base, [service.pid, front.pid])
+            run = run_wrk(stack, workload, service_paths, workdir, SITE_DURATION, CONNS)
+            time.sleep(SITE_SETTLE)
+            after = site.service_counts(_text(service.base + "/metrics"))
+            return finish(run, front, {k: after[k] - before[k] for k in after}, False)
+        finally:
+            if front is not None:
+                front.stop()
+            service.stop()
+
+    entry["service"] = least_noisy(service_attempt, "W8 service")
+    entry["check"] = entry["service"]["check"]
+    entry["peers"] = {}
+    if "thumbor" not in PEERS:
+        entry["peer_note"] = "thumbor not run (not in BENCH_PEERS)"
+        return entry
+    installs = Path(os.environ.get("BENCH_PEERS_DIR") or images.IMAGES.parent)
+
+    def thumbor_attempt() -> dict:
+        ports = [free_port() for _ in range(NCPU)]
+        starts = peers.thumbor_backends(installs, workdir, folder, ports)
+        backends = peers.Peer("thumbor-site", f"{starts} & wait", ports[0], workdir, {})
+        front = None
+        try:
+            backends.start("/healthcheck")
+            # Every backend, or least_conn would set the late ones aside for fail_timeout.
+            backends.wait_ready(lambda: all(_answers(f"http://127.0.0.1:{p}/healthcheck")
+                                            for p in ports), 90)  # fmt: skip
+            front = Nginx(workdir, ports, key_on_url=True).start("/healthcheck")
+            stack = SiteStack(front.base, [backends.pid, front.pid])
+            run = run_wrk(stack, workload, thumbor_paths, workdir, SITE_DURATION, CONNS)
+            time.sleep(SITE_SETTLE)
+            return finish(run, front, None, True)
+        finally:
+            if front is not None:
+                front.stop()
+            backends.stop()
+
+    try:
+        entry["peers"]["thumbor"] = least_noisy(thumbor_attempt, "W8 thumbor")
+    except Exception as exc:  # a peer that cannot run is reported, the bench goes on
+        log(f"W8: thumbor unavailable: {exc}")
+        entry["peers"]["thumbor"] = {"error": str(exc)[:500]}
+        entry["peer_note"] = "thumbor not run (unavailable)"
+    return entry
+
+
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read().decode()
+
+
+def site_checks(
+    base: str,
+    urls: list[site.Derived],
+    origs: list[site.Original],
+    paths: list[str],
+    thumbor: bool,
+) -> dict:
+    """The most popular URL of each kind with Chromium's Accept, and the most popular fmt/auto
+    one with curl's, fetched through nginx and decoded."""
+    conf = (REPO / "nginx.conf").read_text()
+    chromium, curl = 0, len(site.ACCEPTS) - 1
+    samples, kinds = [], set()
+    for rank, derived in enumerate(urls):
+        if (derived.op, derived.fmt) not in kinds:
+            kinds.add((derived.op, derived.fmt))
+            samples.append((rank, chromium))
+    samples.append((next(r for r, d in enumerate(urls) if d.fmt == "auto"), curl))
+    results = []
+    for rank, accept in samples:
+        name, header, _ = site.ACCEPTS[accept]
+        derived = urls[rank]
+        original = origs[derived.original]
+        expect = derived.expect(original, site.accept_class(header, conf), thumbor=thumbor)
+        got = check_output(base + paths[rank], expect, {"Accept": header}, slack=1)
+        results.append({"rank": rank, "accept": name, "path": paths[rank],
+                        "expect": list(expect), **got})  # fmt: skip
+    wrong = [r for r in results if not r["ok"]]
+    output = f"{len(results) - len(wrong)}/{len(results)} sample URLs right"
+    if wrong:
+        output += f"; {wrong[0]['path']}: {wrong[0].get('output') or wrong[0].get('detail')}"
+    return {"ok": not wrong, "output": output, "samples": results}
 
 
 def compare_with_peers(results: dict[str, dict]) -> None:
@@ -740,6 +977,10 @@ def rows(report: dict) -> list[list[str]]:
         entry = report["workloads"].get(workload.key)
         if entry is None:
             continue
+        if "error" in entry:
+            out.append([f"{workload.key} {workload.title}", "not run: " + entry["error"][:80],
+                        *["–"] * (len(HEADER) - 2)])  # fmt: skip
+            continue
         s = entry["service"]
         best = (entry.get("raw") or {}).get("best")
         check = entry.get("check")
@@ -789,6 +1030,70 @@ def peer_rows(report: dict) -> list[list[str]]:
     return out
 
 
+SITE_HEADER = ["W8 behind nginx.conf", "req/s", "p50 ms", "p99 ms", "at nginx p50/p99 ms",
+               "errors", "nginx cache",
+               "service cache", "renders", "merged", "nginx, last ¼", "URLs asked", "KB/response",
+               "CPU ms/req", "output"]  # fmt: skip
+
+
+def site_rows(report: dict) -> list[list[str]]:
+    entry = report["workloads"].get("W8")
+    if not entry or "error" in entry:
+        return []
+    runs = [("ProgImage", entry["service"]), *((n, r) for n, r in entry["peers"].items())]
+    out = []
+    for name, run in runs:
+        if "error" in run:
+            out.append([name, "not run: " + run["error"][:80], *["–"] * 13])
+            continue
+        shares = run["shares"]
+        out.append([
+            name, f"{run['req_s']:.1f}", f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}",
+            "{p50:.0f} / {p99:.0f}".format(**run["logged"]["request_time_ms"]),
+            str(run["errors"]), *(f"{100 * shares[k]:.1f} %" for k in
+                                  ("nginx", "service_cache", "renders", "merged")),
+            f"{100 * run['logged']['nginx_last_quarter']:.1f} %",
+            f"{run['logged']['urls']} of {run.get('distinct_urls', entry['urls'])}",
+            f"{run['bytes'] / max(1, run['requests']) / 1000:.1f}",
+            f"{run['service_cpu_ms_per_req']}",
+            run["check"]["output"],
+        ])  # fmt: skip
+    if not entry["peers"]:
+        out.append(["thumbor", entry.get("peer_note", "not run"), *["–"] * 13])
+    return out
+
+
+def site_note(report: dict) -> str:
+    entry = report["workloads"].get("W8")
+    if not entry or "error" in entry:
+        return ""
+    knobs = entry["site"]
+    mix = ", ".join(f"{n} {w} %" for n, w in knobs["accepts"].items())
+    return (
+        f"W8: {entry['urls']} distinct derived URLs of {entry['originals']} originals "
+        "(benchmarks/site_workload.py: srcset widths and fill thumbnails with fmt/auto, a WebP "
+        "srcset, legacy source-format and og:image JPEG renditions), requested by a fixed "
+        f"sequence of Zipf picks (s = {knobs['zipf_s']}, seed {knobs['seed']}) with browsers' "
+        f"Accept headers ({mix}), through ./nginx.conf (cache key: URL and Accept class); "
+        f"nginx and the server behind it start cold, {knobs.get('duration_s', '?')} s without "
+        f"warm-up; the service with cache.memory_mb {knobs['memory_mb']}. Shares are of the "
+        "requests nginx logged: nginx cache = $upstream_cache_status HIT, service cache = its "
+        "in-process result cache (/metrics), renders = libvips renders, merged = requests "
+        "joined to a render in flight (single-flight). nginx, last ¼ = the nginx cache's share "
+        "of the last quarter of the requests: where the cold start has got to. p50/p99 are "
+        "wrk's; at nginx = $request_time, from nginx reading the request to its last byte, "
+        "without the waits for a core that wrk's figures include when renders saturate the "
+        "machine that wrk and nginx share. thumbor: the "
+        "same nginx.conf keyed on the URL alone (thumbor does not vary on Accept), its fmt/auto "
+        "URLs asked as explicit WebP (filters:format(webp); peers.py leaves AUTO_WEBP off), so "
+        "a fmt/auto and a fmt/webp URL of the same size are one thumbor URL, while the service "
+        "answers the AVIF class with AVIF; every request nginx passes on is a render. URLs "
+        "asked = distinct URLs requested, of the distinct URLs in that server's language. "
+        "KB/response includes headers. CPU ms/req counts nginx too. The service ÷ raw cell is "
+        "W8 ÷ W1 of the same run."
+    )
+
+
 PEER_HEADER = ["workload", "peer", "req/s", "p50 ms", "p99 ms", "errors", "CPU ms/req",
                "peak RSS MB", "output"]  # fmt: skip
 
@@ -822,6 +1127,16 @@ def markdown(report: dict) -> str:
             "|" + "---|" * len(PEER_HEADER),
         ]
         lines += ["| " + " | ".join(r) + " |" for r in measured]
+    sited = site_rows(report)
+    if sited:
+        lines += [
+            "",
+            "| " + " | ".join(SITE_HEADER) + " |",
+            "|" + "---|" * len(SITE_HEADER),
+            *("| " + " | ".join(r) + " |" for r in sited),
+            "",
+            site_note(report),
+        ]
     memory = report.get("memory_check")
     if memory:
         lines += [
@@ -865,6 +1180,9 @@ def table(report: dict) -> str:
     measured = peer_rows(report)
     if measured:
         text += ["", "peers, same run:", *aligned(PEER_HEADER, measured)]
+    sited = site_rows(report)
+    if sited:
+        text += ["", *aligned(SITE_HEADER, sited)]
     return "\n".join(text)
 
 

@@ -128,10 +128,10 @@ class Peer(ProcessGroup):
         return self
 
 
-def thumbor_lb(root: Path, workdir: Path, images: Path, ports: list[int], ncpu: int) -> Peer:
+def thumbor_backends(root: Path, workdir: Path, images: Path, ports: list[int]) -> str:
+    """The shell line starting one single-process thumbor per port, reading `images`."""
     binary = ensure_thumbor(root)
-    nginx = ensure_nginx()
-    conf = workdir / "thumbor.conf"
+    conf = workdir / f"thumbor-{images.name}.conf"
     conf.write_text(
         "LOADER = 'thumbor.loaders.file_loader'\n"
         f"FILE_LOADER_ROOT_PATH = {str(images)!r}\n"
@@ -141,7 +141,14 @@ def thumbor_lb(root: Path, workdir: Path, images: Path, ports: list[int], ncpu: 
         f"PROGRESSIVE_JPEG = {os.environ.get('BENCH_THUMBOR_PROGRESSIVE', '1') != '0'}\n"
         "ALLOW_UNSAFE_URL = True\n"
     )
+    return " & ".join(f"{binary} -i 127.0.0.1 -p {p} -c {conf} --processes 1 -l warning"
+                      for p in ports)  # fmt: skip
+
+
+def thumbor_lb(root: Path, workdir: Path, images: Path, ports: list[int], ncpu: int) -> Peer:
+    nginx = ensure_nginx()
     front, backs = ports[0], ports[1 : 1 + ncpu]
+    starts = thumbor_backends(root, workdir, images, backs)
     prefix = workdir / "nginx-thumbor"
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     upstream = " ".join(f"server 127.0.0.1:{p};" for p in backs)
@@ -165,9 +172,6 @@ http {{
   }}
 }}
 """)
-    starts = " & ".join(
-        f"{binary} -i 127.0.0.1 -p {p} -c {conf} --processes 1 -l warning" for p in backs
-    )
     script = f"{starts} & {nginx} -p {prefix} -c {prefix}/nginx.conf -g 'daemon off;' & wait"
     return Peer("thumbor", script, front, workdir, {})
 

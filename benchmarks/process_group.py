@@ -54,6 +54,11 @@ class ProcessGroup:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def roots(self) -> list[int]:
+        """Whose process trees count as this server's RSS and CPU."""
+        return [self.pid]
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

@@ -66,7 +66,6 @@ def make_op(workload: str, data: bytes, *, previews: bool = True) -> Callable[[]
     keep = pyvips.enums.ForeignKeep.NONE
 
     if encoder == "phash":
-
         folder = Path(tempfile.mkdtemp(prefix="progimage-rawloop-"))
 
         def describe() -> bytes:
