@@ -265,10 +265,12 @@ def nginx_conf(text: str, port: int, upstreams: list[int], *, key_on_url: bool =
 
 
 def accept_class(accept: str, conf_text: str) -> str:
-    """The class nginx.conf's `map $http_accept $progimage_accept_class` gives this header."""
-    block = re.search(r"map \$http_accept \$progimage_accept_class \{(.*?)\n\s*\}", conf_text, re.S)
+    """The class nginx.conf gives this header: its `map $http_accept` to the base class, which
+    is the class as shipped ($progimage_offer_jxl 0: JPEG XL plays no part)."""
+    pattern = r"map \$http_accept \$progimage_accept_base_class \{(.*?)\n\s*\}"
+    block = re.search(pattern, conf_text, re.S)
     if block is None:
-        raise ValueError("nginx.conf has no $progimage_accept_class map")
+        raise ValueError("nginx.conf has no $progimage_accept_base_class map")
     for line in block[1].splitlines():
         entry = re.match(r'\s*"~\*(.*)"\s+(\w+);', line)
         if entry and re.search(entry[1], accept, re.I):
