@@ -510,7 +510,9 @@ _SCHEMA: dict[str, Any] = {
             "jxl": _integer(1, 100),
         },
         "effort": {
-            "jpeg": _integer(0, 2), "webp": _integer(0, 6), "avif": _integer(0, 9),
+            "jpeg": _integer(0, 2),
+            "webp": _integer(0, 6),
+            "avif": _integer(0, 9),
             "jxl": _integer(1, 10),
         },  # fmt: skip
         "metadata": _choice("strip", "copyright", "keep"),
