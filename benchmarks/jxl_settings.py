@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import imagecodecs
 import numpy as np
 import pyvips
-from ssimulacra2 import compute_ssimulacra2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import images  # noqa: E402
+import avif_settings  # noqa: E402
 
 from proxy import imaging  # noqa: E402
 
@@ -59,35 +57,8 @@ def decoded(body: bytes, fmt: str) -> pyvips.Image:
     return pyvips.Image.new_from_memory(pixels.tobytes(), width, height, bands, "uchar")
 
 
-def score(reference: Path, body: bytes, fmt: str, folder: Path) -> float:
-    distorted = folder / "distorted.png"
-    decoded(body, fmt).pngsave(str(distorted))
-    return float(compute_ssimulacra2(str(reference), str(distorted)))
-
-
 def main() -> None:
-    paths = images.ensure()
-    print("| photo | format | q | effort | encode ms | bytes | × WebP bytes | SSIMULACRA2 |")
-    print("|---|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for width, height in BOXES:
-            for name in ("large", "medium"):
-                thumb = pyvips.Image.thumbnail(str(paths[name]), width, height=height)
-                thumb = thumb.copy_memory()
-                reference = folder / f"{name}.png"
-                thumb.pngsave(str(reference))
-                webp_bytes = None
-                for setting in SETTINGS:
-                    ms, body = timed(thumb, setting)
-                    webp_bytes = webp_bytes or len(body)
-                    fmt, quality, effort = setting
-                    print(
-                        f"| {name} {thumb.width}×{thumb.height} | {fmt} | {quality} | {effort} "
-                        f"| {ms:.1f} | {len(body)} | {len(body) / webp_bytes:.2f} "
-                        f"| {score(reference, body, fmt, folder):.1f} |",
-                        flush=True,
-                    )
+    avif_settings.sweep(BOXES, SETTINGS, timed=timed, decoded=decoded)
 
 
 if __name__ == "__main__":
