@@ -337,3 +337,25 @@ async def test_remote_pdf_and_heic_render_and_keep_the_source_limits(
         sources={"allow_private_networks": True}, limits={"max_source_bytes": 1000}
     )
     await assert_problem(await small.get(f"/resize/150x/{base}/bmp"), 413)
+
+
+def _rotated_90(mp4: bytes) -> bytes:
+    """The MP4 with the track matrix a phone held upright writes: shown turned 90° clockwise."""
+    import struct
+
+    data = bytearray(mp4)
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    matrix = at + 8 + (32 if version == 1 else 20) + 16
+    assert struct.unpack(">9i", data[matrix : matrix + 36])[0] == 0x10000  # identity before
+    struct.pack_into(">9i", data, matrix, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    return bytes(data)
+
+
+async def test_a_video_shot_upright_on_a_phone_is_shown_upright(client, files) -> None:
+    stored = await upload(client, _rotated_90(files["mp4"]))
+    assert (stored["width"], stored["height"]) == (SIZE[1], SIZE[0])
+    response = await client.get(f"/images/{stored['id']}.png")
+    image = decode(await response.read())
+    assert (image.width, image.height) == (SIZE[1], SIZE[0])
+    assert brightest_corner(image) == "tr"  # the stored top-left, turned clockwise
