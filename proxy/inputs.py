@@ -112,7 +112,8 @@ def open_source(
                 _headers[key] = header
         else:
             header = None
-    if header is not None and header.pixels <= max_pixels:
+    # One page or frame is all that is ever decoded of these: that is what the limit bounds.
+    if header is not None and header.width * header.height <= max_pixels:
         return Pending(source, options), header
     header, raster = _decode(source, options)
     with _headers_lock:

@@ -181,8 +181,11 @@ def test_a_pdf_page_is_drawn_at_the_density_of_the_box_at_most_300_dpi(files) ->
     assert (facts["width"], facts["height"], facts["pages"]) == (480, 320, 3)
     _, natural = formats.pdf(data, max_pixels=10**8)
     assert decode(natural).width == 480
+    # the page at 72 dpi must fit the limit; a box asks for sharpness within it
+    _, capped = formats.pdf(data, max_pixels=200_000, box=[4000, None])
+    assert 150_000 < decode(capped).width * decode(capped).height <= 200_000
     with pytest.raises(ValueError, match="over the limit"):
-        formats.pdf(data, max_pixels=100_000, box=[4000, None])  # checked before drawing
+        formats.pdf(data, max_pixels=100_000, box=[96, None])  # checked before drawing
 
 
 async def test_a_large_pdf_render_is_sharp_at_its_own_size(client, files) -> None:
@@ -365,3 +368,22 @@ async def test_a_video_shot_upright_on_a_phone_is_shown_upright(client, files) -
     image = decode(await response.read())
     assert (image.width, image.height) == (SIZE[1], SIZE[0])
     assert brightest_corner(image) == "tr"  # the stored top-left, turned clockwise
+
+
+async def test_a_long_pdf_is_limited_by_its_page_not_by_its_page_count(
+    app_client, files, monkeypatch
+) -> None:
+    """3 pages of 480x320 are over a limit of 400 000 pixels; one page is not, and one page
+    is all that is ever decoded, so it uploads and its thumbnail comes from the preview."""
+    client = await app_client(limits={"max_pixels": 400_000})
+    stored = await upload(client, files["pdf"])
+
+    class NoDecoder:
+        def run(self, *args, **kwargs):
+            raise AssertionError("the sandbox was started for a thumbnail")
+
+    monkeypatch.setattr(inputs, "_sandbox", NoDecoder())
+    inputs._headers.clear()
+    response = await client.get(f"/resize/100x/{stored['id']}")
+    assert response.status == 200, await response.text()
+    assert decode(await response.read()).width == 100

@@ -11,6 +11,7 @@ Facts: `format`, `width` and `height` (upright, of the page or frame; a PDF's at
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from . import AskedWrong
@@ -70,19 +71,25 @@ def pdf(
 ) -> tuple[dict, bytes]:
     """One page of a PDF (PDFium, from pypdfium2, built without JavaScript or XFA), at the
     density that fits it `inside` `box` (width, height; either None) or else covers it, at
-    most 300 dpi; 72 dpi when there is no box. White behind the page, as a viewer shows it."""
+    most 300 dpi and `max_pixels`; 72 dpi when there is no box. White behind the page, as a
+    viewer shows it."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(data)
     index = _page(page, len(document))
     sheet = document[index]
     width, height = sheet.get_size()
+    # The page as /info reports it (72 dpi) is what the limit bounds, as an image's header.
+    _check(max(1, round(width)), max(1, round(height)), max_pixels)
     scale = 1.0
     if box:
         wanted = [b / side for b, side in zip(box, (width, height), strict=True) if b]
         if wanted:
             scale = min(min(wanted) if inside else max(wanted), PDF_MAX_SCALE)
     out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if out_w * out_h > max_pixels:  # a box is a wish for sharpness: drawn within the limit
+        scale = math.sqrt(max_pixels / (width * height))
+        out_w, out_h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
     _check(out_w, out_h, max_pixels)
     # PDFium rounds the bitmap's size up: aim a hair under the whole number of pixels.
     exact = (out_w - 1e-6) / width
