@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -726,7 +727,13 @@ class Nginx(ProcessGroup):
         self.launch([peers.ensure_nginx(), "-p", str(self.prefix), "-c", conf, "-e", "stderr",
                      "-g", nginx_globals()])  # fmt: skip
         self.wait_ready(lambda: _answers(self.base + probe), 30)
-        # The probes are not part of the run. nginx appends (O_APPEND): truncating is safe.
+        # The probes are not part of the run. nginx logs a request after it has answered it:
+        # wait for the answered probe's line, or it could land after the truncation. nginx
+        # appends (O_APPEND): truncating is safe.
+        answered = re.compile(rf' {re.escape(probe)} [^"]*" 200 ')
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not answered.search(self.access_log.read_text()):
+            time.sleep(0.01)
         self.access_log.write_text("")
         return self
 
