@@ -46,6 +46,7 @@ GRAMMAR = [
     ("300x200/filters:rotate(180)/a.com/x.jpg", "/rotate/180/fill/300x200/enlarge/"),
     ("filters:format(webp):quality(40)/a.com/x.jpg", "/q/40/fmt/webp/"),
     ("filters:format(jpg)/a.com/x.jpg", "/fmt/jpeg/"),
+    ("filters:format(jxl)/a.com/x.jpg", "/fmt/jxl/"),  # imagor's
     ("filters:blur(4)/a.com/x.jpg", "/blur/4/"),
     ("filters:blur(4,2)/a.com/x.jpg", "/blur/2/"),
     ("filters:sharpen(2,1.5,true)/a.com/x.jpg", "/sharpen/1.5/"),

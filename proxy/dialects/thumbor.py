@@ -57,8 +57,9 @@ _COLOURS = {
     "blue": "0000ff", "yellow": "ffff00", "gray": "808080", "grey": "808080",
     "silver": "c0c0c0", "orange": "ffa500", "purple": "800080", "pink": "ffc0cb",
 }  # fmt: skip
+# `jxl` is imagor's (thumbor has no JPEG XL): imagor URLs that name it keep working.
 _FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "gif": "gif", "webp": "webp",
-            "avif": "avif"}  # fmt: skip
+            "avif": "avif", "jxl": "jxl"}  # fmt: skip
 # Compass offsets (x right, y down) of the native gravity names.
 _COMPASS = {
     (0, 0): "centre", (0, -1): "north", (0, 1): "south", (1, 0): "east", (-1, 0): "west",
@@ -473,7 +474,7 @@ def _format(args: list[str], out: dict, state: dict, req: _Request) -> None:
     if name in ("heic", "heif"):
         raise common.Unsupported(DIALECT, f"format({name})", "no HEIF encoder is shipped")
     if name not in _FORMATS:
-        raise BadRequest(f"'format({args[0]})': not a format (jpeg, png, gif, webp, avif)")
+        raise BadRequest(f"'format({args[0]})': not a format (jpeg, png, gif, webp, avif, jxl)")
     out["fmt"] = _FORMATS[name]
 
 
