@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvips
 
-from . import imaging, previews
+from . import imaging, inputs, previews
 from .imaging import Header, Source
 
 Box = tuple[int, int, int, int]  # x, y, w, h
@@ -66,7 +66,9 @@ def detect(img: pyvips.Image) -> list[Box]:
     return _clip(sorted(boxes), img.width, img.height)
 
 
-def find(source: Source, header: Header, preview: Source | None = None) -> list[Box]:
+def find(
+    source: Source | inputs.Pending, header: Header, preview: Source | None = None
+) -> list[Box]:
     """Faces of an original, in upright source pixels: detected on its preview when it has
     one, else on a shrink-on-load working copy."""
     copy = None

@@ -417,7 +417,7 @@ def find_faces(
     source: Source | inputs.Pending, header: Header, preview: Source | None
 ) -> list[faces.Box]:
     try:
-        return faces.find(source if preview else inputs.pixels(source), header, preview)
+        return faces.find(source, header, preview)  # previews.working_copy decodes a Pending
     except pyvips.Error as exc:
         if imaging.vanished(source):
             raise imaging.gone() from exc
@@ -431,7 +431,7 @@ def make_preview(planned: tuple[Source, Header, Plan]) -> bytes | None:
     if not _uses_preview(p) or not previews.would_serve(header, p.scaled):
         return None
     try:
-        return previews.encode(previews.working_copy(inputs.pixels(source), header))
+        return previews.encode(previews.working_copy(source, header))
     except (pyvips.Error, ProxyError):
         return None  # the render itself will report what is wrong with the original
 

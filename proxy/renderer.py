@@ -350,6 +350,7 @@ class Renderer:
             quality=quality_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
+            known=original.known,  # a sandboxed original's faces come from its preview
         )
         return pipeline.find_faces(source, header, original.preview)
 

@@ -260,6 +260,11 @@ async def test_thumbnails_of_sandboxed_originals_come_from_their_preview(
         response = await client.get(f"/resize/100x/fmt/webp/{image_id}")
         assert response.status == 200, await response.text()
         assert decode(await response.read()).width == 100
+    # and so does the face detector, for the info of the original, in a fresh process too
+    inputs._headers.clear()
+    info = await client.get(f"/images/{ids['heic']}/info")
+    assert info.status == 200, await info.text()
+    assert (await info.json())["faces"] == []
     # a page the preview does not show needs the decoder
     response = await client.get(f"/page/2/resize/100x/{ids['pdf']}")
     assert response.status == 500
