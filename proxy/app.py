@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from cachetools import LRUCache
 
 from . import cors, dialects, docs, handlers, imaging, inputs, metrics, overlays, playground, urls
 from .config import Config
 from .decoders.sandbox import Limits
 from .jobs import TTL, BucketBoard, FileBoard, Jobs
-from .keys import CONFIG, GRAMMAR, JOBS, LOCATED, POOL, REMOTE, RENDERER, STORE
+from .keys import CONFIG, GRAMMAR, JOBS, LOCATED, PARSED, POOL, REMOTE, RENDERER, STORE
 from .middleware import common_headers, problems, write_tokens
 from .renderer import Renderer
 from .results import BucketResults, ResultStore
@@ -32,13 +33,15 @@ def create_app(config: Config, *, tracer_provider: TracerProvider | None = None)
     """The service. `tracer_provider` (default: one for `telemetry.otlp_endpoint`, if set)
     receives a span per request."""
     overlays.setup_fonts()
-    middlewares = [
-        metrics.observe,
+    # A middleware that has nothing to do is left out, not called: each one is a layer of
+    # every request, a cache hit included.
+    middlewares = [metrics.observe]
+    if config.cors.allow_origins:
         # Outside `problems`: preflights never reach the routes (which have no OPTIONS).
-        cors.middleware(config.cors.allow_origins),
-        problems,
-        write_tokens(config.auth.tokens),
-    ]
+        middlewares.append(cors.middleware(config.cors.allow_origins))
+    middlewares.append(problems)
+    if config.auth.tokens:
+        middlewares.append(write_tokens(config.auth.tokens))
     tracing = None
     if tracer_provider is not None or config.telemetry.otlp_endpoint:
         from . import tracing  # only then: with tracing off, OpenTelemetry is never loaded
@@ -54,10 +57,12 @@ def create_app(config: Config, *, tracer_provider: TracerProvider | None = None)
         tracing.install(app, tracer_provider)
     app[CONFIG] = config
     app[GRAMMAR] = grammar(config)
+    app[PARSED] = LRUCache(handlers.PARSED_KEPT)
     app.cleanup_ctx.append(_remote_sources)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(common_headers)
-    app.on_response_prepare.append(cors.response_headers(config.cors.allow_origins))
+    if config.cors.allow_origins:
+        app.on_response_prepare.append(cors.response_headers(config.cors.allow_origins))
     _routes(app)
     return app
 

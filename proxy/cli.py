@@ -78,6 +78,13 @@ def _url(config: config_module.Config, args: argparse.Namespace) -> int:
 
 def _serve(config: config_module.Config) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Every record would otherwise look up its caller's frame and its thread and process
+    # names, which "%(message)s" never shows (the logging HOWTO's optimisation settings):
+    # at cache-hit rates the access log is a sizeable part of each request.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # libvips reports each render's plan at INFO (a dozen lines a render): not for this log.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     workers = config.server.workers or os.cpu_count() or 1
     # With several workers each gets its own listening socket on the port (SO_REUSEPORT), so
     # the kernel spreads connections over them; one shared socket let a single worker accept

@@ -25,7 +25,18 @@ from .errors import (
     RangeNotSatisfiable,
     UpstreamMissing,
 )
-from .keys import CONFIG, GRAMMAR, JOBS, POOL, REMOTE, RENDERER, RENDITION, SOURCE, STORE
+from .keys import (
+    CONFIG,
+    GRAMMAR,
+    JOBS,
+    PARSED,
+    POOL,
+    REMOTE,
+    RENDERER,
+    RENDITION,
+    SOURCE,
+    STORE,
+)  # fmt: skip
 from .ops import Options
 from .renderer import YEAR, Rendition, effort_table, quality_table
 from .sources import spool
@@ -35,6 +46,11 @@ from .urls import ID_RE, SourceRef
 CHUNK = 256 * 1024
 UPLOAD_FIELDS = ("image", "file", "data")
 # First path segments of the API's own routes: never the start of a derived-image URL.
+# Derived paths whose signature check and parse are remembered per process: both are pure
+# functions of the path, and a repeated URL is the common case (a cache hit then does
+# neither). Only valid paths are kept, and only short ones, so the memory stays bounded.
+PARSED_KEPT = 4096
+PARSED_MAX_LENGTH = 1024
 RESERVED = frozenset({"images", "jobs", "info", "health", "metrics", "docs", "openapi.json"})
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # A request body (upload, on-demand render) must keep arriving: at most
@@ -401,12 +417,16 @@ async def delete_image(request: web.Request) -> web.Response:
 
 async def derived(request: web.Request) -> web.StreamResponse:
     """GET /[sig/{signature}/]{operations…}/{source}: the heart of the service."""
-    config = request.app[CONFIG]
     path, query = target(request)
-    if path.split("/", 2)[1] in RESERVED:
-        raise NotFound("no such resource")
-    path = signing.check(path, query, config.signing.keys)
-    options, ref = urls.parse(path, query, request.app[GRAMMAR])
+    parsed = request.app[PARSED].get((path, query))
+    if parsed is None:
+        if path.split("/", 2)[1] in RESERVED:
+            raise NotFound("no such resource")
+        checked = signing.check(path, query, request.app[CONFIG].signing.keys)
+        parsed = urls.parse(checked, query, request.app[GRAMMAR])
+        if len(path) + len(query) <= PARSED_MAX_LENGTH:
+            request.app[PARSED][path, query] = parsed
+    options, ref = parsed
     return await respond_derived(request, options, ref, fallback=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from cachetools import LRUCache
 
 from .config import Config
 from .jobs import Jobs
@@ -19,6 +20,8 @@ RENDERER = web.AppKey("renderer", Renderer)
 REMOTE = web.AppKey("remote", HttpSource)
 JOBS = web.AppKey("jobs", Jobs)
 GRAMMAR = web.AppKey("grammar", Grammar)
+# (raw path, query) -> what it parses to, for the derived-image route (handlers.derived)
+PARSED = web.AppKey("parsed", LRUCache)
 # Sources by SourceRef kind beyond ids and remote URLs: "s3" and "local".
 LOCATED = web.AppKey("located", dict[str, Source])
 # What a derived-image request asked for and answered with, for the tracing middleware.

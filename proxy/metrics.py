@@ -7,6 +7,7 @@ scrape of any worker covers all of them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -98,7 +99,7 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
     finally:
         elapsed = time.perf_counter() - started
         route = route_of(request)
-        REQUESTS.labels(route, request.method, str(status)).inc()
+        _requests(route, request.method, status).inc()
         size_in = request.content_length or 0
         size_out = (response.content_length or 0) if response is not None else 0
         if size_in:
@@ -106,17 +107,37 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         if size_out:
             BYTES_OUT.inc(size_out)
         if access_log.isEnabledFor(logging.INFO):
-            line = {
-                "ts": round(time.time(), 3),
-                "method": request.method,
-                "path": request.rel_url.raw_path,
-                "route": route,
-                "status": status,
-                "ms": round(elapsed * 1000, 2),
-                "bytes_in": size_in,
-                "bytes_out": size_out,
-                "remote": request.remote,
-            }
-            if response is not None and "Server-Timing" in response.headers:
-                line["timing"] = response.headers["Server-Timing"]
-            access_log.info(json.dumps(line))
+            timing = response.headers.get("Server-Timing") if response is not None else None
+            access_log.info(
+                access_line(
+                    request.method, request.rel_url.raw_path, route, status, elapsed,
+                    size_in, size_out, request.remote, timing,
+                )
+            )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _requests(route: str, method: str, status: int):
+    # labels() locks and looks up on every call; the few (route, method, status) triples
+    # a server answers with are looked up once.
+    return REQUESTS.labels(route, method, str(status))
+
+
+def access_line(
+    method: str, path: str, route: str, status: int, elapsed: float,
+    size_in: int, size_out: int, remote: str | None, timing: str | None,
+) -> str:  # fmt: skip
+    """One access-log line: the JSON object json.dumps would write, formatted directly (at
+    cache-hit rates json.dumps of a dict was a third of the log's cost)."""
+    line = (
+        f'{{"ts": {time.time():.3f}, "method": {_string(method)}, "path": {_string(path)}, '
+        f'"route": {_string(route)}, "status": {status}, "ms": {elapsed * 1000:.2f}, '
+        f'"bytes_in": {size_in}, "bytes_out": {size_out}, '
+        f'"remote": {"null" if remote is None else _string(remote)}'
+    )
+    if timing is not None:
+        line += f', "timing": {_string(timing)}'
+    return line + "}"
+
+
+_string = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes

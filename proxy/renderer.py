@@ -26,6 +26,7 @@ from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
 
 YEAR = 31_536_000
+PLANS_KEPT = 4096  # request plans remembered (Renderer._plan), a few hundred bytes each
 FACES_KEPT = 100_000  # originals whose faces are remembered: a few dozen bytes each
 
 
@@ -109,6 +110,21 @@ class Rendition:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The part of a Rendition that follows from the request alone (Renderer._plan)."""
+
+    options: Options  # `dpr/auto` resolved
+    requested: str | None
+    vary: tuple[str, ...]
+    variant: str | None
+    canonical: str
+    etag: str  # "" for a remote source, whose ETag waits for its fetch
+    tag: str
+    max_age: int
+    cache_control: str
+
+
 class Renderer:
     def __init__(
         self,
@@ -140,6 +156,7 @@ class Renderer:
         # Faces found per original identity (a content hash or a versioned URL): detected once.
         self.faces: LRUCache[str, tuple[faces.Box, ...]] = LRUCache(FACES_KEPT)
         self.detections = 0  # face detections actually run in this process
+        self._plans: LRUCache[tuple, Plan] = LRUCache(PLANS_KEPT)
         self._files: dict[str, str] = {}  # fallback image files: path -> content identity
         # What shapes the bytes besides the URL: part of every ETag (cache.result_key).
         self.settings = repr((quality_table(config), effort_table(config), config.output.metadata))
@@ -152,39 +169,62 @@ class Renderer:
         now = time.time()
         if options.expires is not None and now >= options.expires:
             raise Forbidden("this URL has expired")
-        options, negotiated, vary, variant = self.resolve(options, request_headers)
-        canonical = urls.build(options, ref)
-        await self._check_overlay(options)
+        plan = self._plan(options, ref, request_headers)
+        await self._check_overlay(plan.options)
+        # Checked on every request, not planned: a DELETE through any worker process shows
+        # at once in all of them.
+        if ref.kind == "id" and not await self.store.exists(ref.value):
+            raise NotFound(f"no image with id {ref.value}")
+        control = plan.cache_control
+        if options.expires is not None:
+            control = f"public, max-age={min(plan.max_age, int(options.expires - now))}"
+        rendition = Rendition(
+            plan.options, ref, plan.requested, plan.etag, plan.tag, control, plan.vary,
+            DPR_HINTS[0] in plan.vary, canonical=plan.canonical, variant=plan.variant,
+        )  # fmt: skip
+        if plan.etag:
+            return rendition
+        source = self.source_for(ref)
+        started = time.perf_counter()
+        rendition.original = await source.fetch(ref)
+        elapsed = time.perf_counter() - started
+        metrics.FETCH_SECONDS.labels("remote" if ref.kind == "url" else ref.kind).observe(elapsed)
+        rendition.timings["fetch"] = elapsed * 1000
+        rendition.etag = self._etag(plan, rendition.original.identity)
+        return rendition
+
+    def _plan(self, options: Options, ref: SourceRef, request_headers: Mapping[str, str]) -> Plan:
+        """What `prepare` decides without I/O: a pure function of the options, the source and
+        the request headers negotiation reads, so it is remembered: a repeated request builds
+        no canonical path and hashes nothing."""
+        requested = options.format or self.config.output.format
+        accept = request_headers.get("Accept", "") if requested == "auto" else None
+        hints = None
+        if options.dpr == "auto":
+            hints = tuple(request_headers.get(name, "") for name in DPR_HINTS)
+        key = (options, ref, accept, hints, faces.DETECTOR)  # the detector enters ETags
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        resolved, negotiated, vary, variant = self.resolve(options, request_headers)
+        canonical = urls.build(resolved, ref)
         if ref.kind == "id":
-            if not await self.store.exists(ref.value):
-                raise NotFound(f"no image with id {ref.value}")
             identity, tag, max_age = ref.value, ref.value, YEAR
         elif ref.kind == "file":  # the fallback image from a file (fallback.image)
             identity, tag, max_age = self._file_identity(ref.value), "fallback", YEAR
-        else:
-            source = self.source_for(ref)
-            tag, max_age = cache.url_tag(ref.value), self.config.cache.remote_ttl
-            identity = None
+        else:  # the ETag names the upstream version: known once fetched
+            identity, tag, max_age = None, cache.url_tag(ref.value), self.config.cache.remote_ttl
         control = f"public, max-age={max_age}" + (", immutable" if ref.is_stored else "")
-        if options.expires is not None:
-            control = f"public, max-age={min(max_age, int(options.expires - now))}"
-        rendition = Rendition(
-            options, ref, negotiated, "", tag, control, vary, DPR_HINTS[0] in vary,
-            canonical=canonical, variant=variant,
-        )  # fmt: skip
-        if identity is None:
-            started = time.perf_counter()
-            rendition.original = await source.fetch(ref)
-            elapsed = time.perf_counter() - started
-            metrics.FETCH_SECONDS.labels("remote" if ref.kind == "url" else ref.kind).observe(
-                elapsed
-            )
-            rendition.timings["fetch"] = elapsed * 1000
-            identity = rendition.original.identity
-        if ops.uses_faces(options):  # another detector may find other faces
+        plan = Plan(resolved, negotiated, vary, variant, canonical, "", tag, max_age, control)
+        if identity is not None:
+            plan = dataclasses.replace(plan, etag=self._etag(plan, identity))
+        self._plans[key] = plan
+        return plan
+
+    def _etag(self, plan: Plan, identity: str) -> str:
+        if ops.uses_faces(plan.options):  # another detector may find other faces
             identity = f"{identity}|{faces.DETECTOR}"
-        rendition.etag = cache.result_key(canonical, identity, variant, self.settings)
-        return rendition
+        return cache.result_key(plan.canonical, identity, plan.variant, self.settings)
 
     def source_for(self, ref: SourceRef) -> Source:
         """Where an original that is not a stored id comes from."""

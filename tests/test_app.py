@@ -259,6 +259,41 @@ async def test_expires(client, photo_bytes) -> None:
     await assert_problem(await client.get(f"/expires/1000/{image_id}"), 403, "expired")
 
 
+async def test_an_expiring_url_seen_before_is_refused_once_it_expires(
+    client, photo_bytes, monkeypatch
+) -> None:
+    image_id = (await upload(client, photo_bytes))["id"]
+    now = time.time()
+    path = f"/expires/{int(now) + 100}/resize/40x/{image_id}"
+    assert (await client.get(path)).status == 200
+    assert (await client.get(path)).status == 200  # remembered, and a cache hit
+    monkeypatch.setattr(time, "time", lambda: now + 200)
+    await assert_problem(await client.get(path), 403, "expired")
+
+
+async def test_one_url_answers_each_client_by_its_own_headers(client, photo_bytes) -> None:
+    """The same URL asked by different clients, in turns: what was negotiated for one never
+    answers another (each answer is remembered, and the second round is cache hits)."""
+    image_id = (await upload(client, photo_bytes))["id"]
+    path = f"/resize/60x/fmt/auto/dpr/auto/{image_id}"
+    clients = [
+        ({"Accept": "image/avif,image/webp,*/*", "Sec-CH-DPR": "2"}, "image/avif", 120),
+        ({"Accept": "image/webp,*/*"}, "image/webp", 60),
+        ({"Accept": "*/*", "DPR": "3"}, "image/jpeg", 180),
+        ({"Accept": "image/webp,*/*", "DPR": "1.5"}, "image/webp", 90),
+    ]
+    etags = []
+    for _ in range(2):
+        for headers, mime, width in clients:
+            response = await client.get(path, headers=headers)
+            assert response.status == 200
+            assert response.content_type == mime
+            assert decode(await response.read()).width == width
+            assert response.headers["Vary"] == "Accept, Sec-CH-DPR, DPR"
+            etags.append(response.headers["ETag"])
+    assert etags[:4] == etags[4:] and len(set(etags)) == 4
+
+
 async def test_on_demand_post_transforms_without_storing(client, photo_bytes) -> None:
     response = await client.post("/resize/100x/fmt/png", data=photo_bytes)
     assert response.status == 200 and response.content_type == "image/png"

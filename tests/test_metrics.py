@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import aiohttp
 import pytest
+
+from proxy import metrics
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -51,6 +54,25 @@ async def test_one_json_access_log_line_per_request(client, caplog) -> None:
         ("/resize/bad/" + "0" * 32, 400),
     ]
     assert all(line["ms"] >= 0 and "bytes_out" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("path", "remote", "timing"),
+    [
+        ("/resize/10x/" + "0" * 32, "127.0.0.1", None),
+        ('/text/say "hi" \\ back/é%20/\x01\t', None, 'cache;desc="hit"'),
+        ("/" + "\u2603" * 3, "::1", "render;dur=1.5"),
+    ],
+)
+def test_an_access_line_is_the_json_of_its_fields(path, remote, timing) -> None:
+    line = json.loads(
+        metrics.access_line("GET", path, "derived", 200, 0.0123456, 0, 99, remote, timing)
+    )
+    assert line == {
+        "ts": pytest.approx(time.time(), abs=5),
+        "method": "GET", "path": path, "route": "derived", "status": 200, "ms": 12.35,
+        "bytes_in": 0, "bytes_out": 99, "remote": remote, **({"timing": timing} if timing else {}),
+    }  # fmt: skip
 
 
 @pytest.mark.e2e

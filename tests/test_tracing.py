@@ -142,7 +142,8 @@ def test_off_by_default_opentelemetry_is_not_even_loaded() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60, cwd=REPO)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "4"]
+    # observe and problems: CORS and write tokens are off, so their middlewares are left out
+    assert result.stdout.split() == ["False", "2"]
 
 
 @pytest.mark.e2e

@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import stat
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import asdict
@@ -30,6 +31,7 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.originals = self.root / "originals"
+        self._originals = os.fspath(self.originals)
         self.tmp = self.root / "tmp"
 
     async def open(self) -> None:
@@ -58,8 +60,13 @@ class LocalStore:
 
     def _exists(self, image_id: str) -> bool:
         # One stat of a hot inode: cheap enough for the event loop, and it makes a DELETE
-        # through any worker process visible to all of them at once.
-        return self.path(image_id).is_file()
+        # through any worker process visible to all of them at once. A plain string path:
+        # on a cache hit, pathlib's own work cost five times the stat.
+        try:
+            mode = os.stat(f"{self._originals}/{image_id[:2]}/{image_id}").st_mode
+        except OSError:
+            return False
+        return stat.S_ISREG(mode)
 
     async def exists(self, image_id: str) -> bool:
         return bool(ID_RE.match(image_id)) and self._exists(image_id)
