@@ -12,6 +12,7 @@ is the encoder's alone. Needs the `bench` extra:
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -27,16 +28,24 @@ import images  # noqa: E402
 REPEATS = 7
 BOX = (300, 200)
 WEBP = ("webp", 80, 4)  # the service's WebP default: the bar AVIF is held to
-SETTINGS = [WEBP] + [("avif", q, e) for e in (0, 1, 2, 4) for q in (50, 60, 67, 75)]
+QUALITIES = (50, 55, 60, 67, 75)
+SETTINGS = [
+    WEBP,
+    *(("avif", q, e, c) for c in ("4:2:0", "4:4:4") for e in (0, 1, 2) for q in QUALITIES),
+    *(("avif", 60, 4, c) for c in ("4:2:0", "4:4:4")),
+]
+SUBSAMPLE = {"4:2:0": "on", "4:4:4": "off"}  # output.chroma -> libvips' subsample_mode
 
 
-def encode(image: pyvips.Image, fmt: str, quality: int, effort: int) -> bytes:
+def encode(image: pyvips.Image, fmt: str, quality: int, effort: int, chroma="4:2:0") -> bytes:
     if fmt == "webp":
         return image.webpsave_buffer(Q=quality, effort=effort)
-    return image.heifsave_buffer(Q=quality, effort=effort, compression="av1")
+    return image.heifsave_buffer(
+        Q=quality, effort=effort, compression="av1", subsample_mode=SUBSAMPLE[chroma]
+    )
 
 
-def timed(image: pyvips.Image, setting: tuple[str, int, int]) -> tuple[float, bytes]:
+def timed(image: pyvips.Image, setting: tuple) -> tuple[float, bytes]:
     times, body = [], b""
     for _ in range(REPEATS):
         started = time.perf_counter()
@@ -55,32 +64,70 @@ def score(reference: Path, distorted_image: pyvips.Image, folder: Path) -> float
     return float(compute_ssimulacra2(str(reference), str(distorted)))
 
 
+def at_equal_score(points: list[tuple[int, int, float]], bar: float) -> float | None:
+    """Bytes at score `bar`, linear between the two qualities that bracket it; None when no
+    measured quality reaches it. `points`: (quality, bytes, score) in quality order."""
+    for (_, b1, s1), (_, b2, s2) in itertools.pairwise(points):
+        if s1 <= bar <= s2 and s2 > s1:
+            return b1 + (bar - s1) / (s2 - s1) * (b2 - b1)
+    return None
+
+
 def sweep(boxes, settings, timed=timed, decoded=decoded) -> None:
     """Print the table: every setting on each photograph's render of each box. The first
-    setting is the bar the others' bytes are counted against."""
+    setting is the bar the others' bytes are counted against. Then, per encoder setting
+    over its qualities, the bytes it needs to score as high as the bar."""
     paths = images.ensure()
-    print("| photo | format | q | effort | encode ms | bytes | × WebP bytes | SSIMULACRA2 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| photo | format | q | effort | chroma | encode ms | bytes | × WebP bytes | SSIMULACRA2 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    curves: dict[tuple[str, tuple], list[tuple[int, int, float]]] = {}
+    bars: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for width, height in boxes:
             for name in ("large", "medium"):
                 thumb = pyvips.Image.thumbnail(str(paths[name]), width, height=height)
                 thumb = thumb.copy_memory()
+                photo = f"{name} {thumb.width}×{thumb.height}"
                 reference = folder / f"{name}.png"
                 thumb.pngsave(str(reference))
                 first = None
                 for setting in settings:
                     ms, body = timed(thumb, setting)
                     first = first or len(body)
-                    fmt, quality, effort = setting
+                    fmt, quality, effort, *rest = setting
+                    chroma = rest[0] if rest else "–"
                     quality_score = score(reference, decoded(body, fmt), folder)
+                    bars.setdefault(photo, quality_score)
+                    group = (fmt, effort, *rest)
+                    curves.setdefault((photo, group), []).append(
+                        (quality, len(body), quality_score)
+                    )
                     print(
-                        f"| {name} {thumb.width}×{thumb.height} | {fmt} | {quality} | {effort} "
+                        f"| {photo} | {fmt} | {quality} | {effort} | {chroma} "
                         f"| {ms:.1f} | {len(body)} | {len(body) / first:.2f} "
                         f"| {quality_score:.1f} |",
                         flush=True,
                     )
+    print()
+    print("| photo | format | effort | chroma | × WebP bytes at WebP's score |")
+    print("|---|---|---|---|---|")
+    for (photo, group), points in curves.items():
+        if len(points) < 2:
+            continue
+        webp_bytes = curves[next(k for k in curves if k[0] == photo)][0][1]
+        points = sorted(points)
+        found = at_equal_score(points, bars[photo])
+        fmt, effort, *rest = group
+        if found is not None:
+            shown = f"{found / webp_bytes:.2f}"
+        elif points[0][2] > bars[photo]:  # even the lowest quality measured scores higher
+            shown = f"< {points[0][1] / webp_bytes:.2f}"
+        else:
+            shown = "not reached"
+        print(f"| {photo} | {fmt} | {effort} | {rest[0] if rest else '–'} | {shown} |")
 
 
 def main() -> None:

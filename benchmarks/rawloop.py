@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 # the configured defaults: avif 60, output.effort jpeg 0, webp 4 and avif 0).
 JPEG = {"Q": 80, "optimize_coding": True}  # baseline: output.effort.jpeg 0
 WEBP = {"Q": 80, "effort": 4}
-AVIF = {"Q": 60, "compression": "av1", "effort": 0}
+AVIF = {"Q": 60, "compression": "av1", "effort": 0, "subsample_mode": "off"}  # 4:4:4
 HASH_SIZE = 32  # proxy/metadata.py: pHash of a 32x32 grey thumbnail
 
 # workload -> (image key, box width, box height, encoder); W6 is the upload's describe step.

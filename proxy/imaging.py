@@ -12,7 +12,7 @@ import imagecodecs
 import numpy as np
 import pyvips
 
-from .config import EffortConfig
+from .config import ChromaConfig, EffortConfig
 from .errors import NotFound, Unprocessable, UnsupportedMediaType
 
 Source = bytes | Path
@@ -254,8 +254,11 @@ def first_line(exc: BaseException) -> str:
 _QUOTED_PATH = re.compile(r"\"/[^\"]*\"")
 
 
-# output.effort's defaults, for callers that pass none.
+# output.effort's and output.chroma's defaults, for callers that pass none.
 _EFFORT = EffortConfig()
+_CHROMA = ChromaConfig()
+# output.chroma -> libvips' subsample_mode
+_SUBSAMPLE = {"4:4:4": "off", "4:2:0": "on"}
 
 
 def encode(
@@ -267,9 +270,11 @@ def encode(
     lossless: bool = False,
     palette: int | None = None,
     effort: int | None = None,
+    chroma: str | None = None,
 ) -> bytes:
     """Save to `fmt`, with only the metadata `keep` names (proxy/embedded.py sets it);
-    `effort` is the WebP, AVIF or JPEG XL encoder's (output.effort)."""
+    `effort` is the WebP, AVIF or JPEG XL encoder's (output.effort), `chroma` AVIF's
+    chroma resolution (output.chroma)."""
     try:
         if fmt == "jpeg":
             # Optimised Huffman tables always: ~1 % smaller for ~10 % of the encode.
@@ -283,9 +288,11 @@ def encode(
             return image.webpsave_buffer(Q=quality, keep=keep, effort=effort, lossless=lossless)
         if fmt == "avif":
             effort = _EFFORT.avif if effort is None else effort
+            subsample = _SUBSAMPLE[_CHROMA.avif if chroma is None else chroma]
             return image.heifsave_buffer(
-                Q=quality, keep=keep, compression="av1", effort=effort, lossless=lossless
-            )
+                Q=quality, keep=keep, compression="av1", effort=effort, lossless=lossless,
+                subsample_mode=subsample,
+            )  # fmt: skip
         if fmt == "jxl":
             effort = _EFFORT.jxl if effort is None else effort
             return _jxl(image, quality, effort=effort, lossless=lossless)

@@ -60,6 +60,7 @@ class Plan:
     late: bool = False
     meta: str = "strip"
     effort: int | None = None  # the encoder's (output.effort); None: imaging's default
+    chroma: str | None = None  # its chroma resolution (output.chroma); None: imaging's default
     overlay: pyvips.Image | None = None  # the watermark, decoded (see `overlay_image`)
     faces: faces.Track | None = None  # when the output depends on them (ops.uses_faces)
 
@@ -135,6 +136,7 @@ def plan(
     quality: Mapping[str, int],
     metadata: str = "strip",
     effort: Mapping[str, int] | None = None,
+    chroma: Mapping[str, str] | None = None,
 ) -> Plan:
     fmt = output_format(requested_format, header)
     meta = options.meta or metadata
@@ -148,13 +150,16 @@ def plan(
     crop = _clip_crop(options.crop, header) if options.crop else None
     q = options.quality if options.quality is not None else quality.get(fmt)
     e = (effort or {}).get(fmt)
+    c = (chroma or {}).get(fmt)
     if options.trim is not None and animated:
         raise BadRequest(
             f"'trim/{options.trim}': frames of an animation would trim differently; "
             "add page/1 for a still"
         )
     if options.trim is not None or options.rotate not in (0, 90, 180, 270):
-        return Plan(crop, None, None, fmt, animated, q, options, late=True, meta=meta, effort=e)
+        return Plan(
+            crop, None, None, fmt, animated, q, options, late=True, meta=meta, effort=e, chroma=c
+        )
     width, height = (crop[2], crop[3]) if crop else (header.width, header.height)
     quarter = options.rotate in (90, 270)
     if quarter:  # the box applies to the rotated image
@@ -164,7 +169,7 @@ def plan(
         scaled = (scaled[1], scaled[0])
     if scaled == (crop[2], crop[3]) if crop else scaled == (header.width, header.height):
         scaled = None
-    return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta, effort=e)
+    return Plan(crop, scaled, final, fmt, animated, q, options, meta=meta, effort=e, chroma=c)
 
 
 def _check_encoding(o: Options, fmt: str, meta: str = "strip") -> None:
@@ -329,8 +334,8 @@ def render(
 ) -> Result:
     """Turn an original into the derived image `options` describes; from its `preview`
     (previews.py) when the output is small enough and needs no source pixel coordinates.
-    `settings` are prepare()'s: requested_format, quality, effort, max_pixels, allow_svg,
-    metadata."""
+    `settings` are prepare()'s: requested_format, quality, effort, chroma, max_pixels,
+    allow_svg, metadata."""
     started = time.perf_counter()
     return render_planned(prepare(source, options, **settings), preview=preview, started=started)
 
@@ -346,6 +351,7 @@ def prepare(
     metadata: str = "strip",
     overlay: Overlay | None = None,
     effort: Mapping[str, int] | None = None,
+    chroma: Mapping[str, str] | None = None,
     known: Callable[[], Header | None] | None = None,
 ) -> tuple[Source, Header, Plan]:
     """The header check (415, 422) and the plan: everything before pixels are decoded."""
@@ -359,7 +365,7 @@ def prepare(
         inside=options.mode in ("resize", "pad"),
         known=known,
     )
-    planned = plan(header, options, requested_format, quality, metadata, effort)
+    planned = plan(header, options, requested_format, quality, metadata, effort, chroma)
     if overlay is not None and options.watermark is not None:
         planned = dataclasses.replace(planned, overlay=overlay_image(overlay, max_pixels))
     return source, header, planned
@@ -492,7 +498,10 @@ MIN_BUDGET_QUALITY = 10
 def _encode(img: pyvips.Image, p: Plan, keep: int) -> tuple[bytes, int | None]:
     """The encoded bytes, and their size when even the lowest quality is over `maxbytes`."""
     o = p.options
-    options = {"keep": keep, "lossless": o.lossless, "palette": o.palette, "effort": p.effort}
+    options = {
+        "keep": keep, "lossless": o.lossless, "palette": o.palette, "effort": p.effort,
+        "chroma": p.chroma,
+    }  # fmt: skip
     budget = o.maxbytes
     if budget is None:
         return imaging.encode(img, p.output_format, p.quality, **options), None

@@ -159,7 +159,14 @@ class Renderer:
         self._plans: LRUCache[tuple, Plan] = LRUCache(PLANS_KEPT)
         self._files: dict[str, str] = {}  # fallback image files: path -> content identity
         # What shapes the bytes besides the URL: part of every ETag (cache.result_key).
-        self.settings = repr((quality_table(config), effort_table(config), config.output.metadata))
+        self.settings = repr(
+            (
+                quality_table(config),
+                effort_table(config),
+                chroma_table(config),
+                config.output.metadata,
+            )
+        )
 
     async def prepare(
         self, options: Options, ref: SourceRef, request_headers: Mapping[str, str]
@@ -413,6 +420,7 @@ class Renderer:
             requested_format=requested,
             quality=quality_table(self.config),
             effort=effort_table(self.config),
+            chroma=chroma_table(self.config),
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
             metadata=self.config.output.metadata,
@@ -434,3 +442,7 @@ def quality_table(config: Config) -> dict[str, int]:
 def effort_table(config: Config) -> dict[str, int]:
     e = config.output.effort
     return {"jpeg": e.jpeg, "webp": e.webp, "avif": e.avif, "jxl": e.jxl}
+
+
+def chroma_table(config: Config) -> dict[str, str]:
+    return {"avif": config.output.chroma.avif}

@@ -108,3 +108,44 @@ async def test_quality_default_is_part_of_the_etag(app_client, jpeg_bytes) -> No
         assert response.status == 200
         tags.append(response.headers["ETag"])
     assert tags[0] != tags[1]
+
+
+def _av1_chroma(body: bytes) -> tuple[int, int, int]:
+    """(seq_profile, chroma_subsampling_x, chroma_subsampling_y) from an AVIF's av1C box."""
+    at = body.index(b"av1C") + 4
+    profile = body[at + 1] >> 5
+    flags = body[at + 2]
+    return profile, (flags >> 3) & 1, (flags >> 2) & 1
+
+
+def test_chroma_defaults_to_full_resolution_and_is_checked() -> None:
+    assert from_mapping({}).output.chroma.avif == "4:4:4"
+    assert from_mapping({"output": {"chroma": {"avif": "4:2:0"}}}).output.chroma.avif == "4:2:0"
+    with pytest.raises(ConfigError, match="output.chroma.avif"):
+        from_mapping({"output": {"chroma": {"avif": "4:2:2"}}})
+
+
+async def test_configured_chroma_reaches_the_avif_and_its_etag(app_client) -> None:
+    import pyvips
+
+    # One-pixel columns of red and blue: colour detail that 4:2:0 halves, 4:4:4 keeps.
+    red_blue = pyvips.Image.black(2, 1).new_from_image([0, 0, 255]).copy()
+    stripes = red_blue.draw_rect([255, 0, 0], 0, 0, 1, 1).replicate(120, 240)
+    data = stripes.pngsave_buffer()
+    answers = {}
+    for chroma in ("4:4:4", "4:2:0"):
+        config = {"chroma": {"avif": chroma}} if chroma != "4:4:4" else {}
+        client = await app_client(output=config)
+        image_id = await upload(client, data)
+        response = await client.get(f"/fmt/avif/q/80/{image_id}")
+        assert response.status == 200, await response.text()
+        body = await response.read()
+        image = decode(body)
+        assert (image.width, image.height) == (240, 240)
+        # mean distance from the true colours (red in even columns, blue in odd ones)
+        error = (image.cast("float") - stripes.cast("float")).abs().avg()
+        answers[chroma] = (_av1_chroma(body), error, response.headers["ETag"])
+    assert answers["4:4:4"][0] == (1, 0, 0)  # High profile, no subsampling
+    assert answers["4:2:0"][0] == (0, 1, 1)  # Main profile, both halved
+    assert answers["4:4:4"][1] < 10 < answers["4:2:0"][1]
+    assert answers["4:4:4"][2] != answers["4:2:0"][2]
