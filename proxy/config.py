@@ -146,7 +146,8 @@ class EffortConfig:
 class ChromaConfig:
     # AVIF at full chroma resolution (4:4:4, as sharp and avifenc write it) scores as high by
     # SSIMULACRA2 as WebP 80 in 0.79-0.86 x its bytes at the same encode time; 4:2:0 needs
-    # 0.97-1.02 x (README "AVIF encoder settings"). Browsers decode both.
+    # 0.97-1.02 x (README "AVIF encoder settings"). Browsers decode both. "auto" is libvips'
+    # own rule: 4:2:0 below quality 90, 4:4:4 from there.
     avif: str = "4:4:4"
 
 
@@ -440,6 +441,19 @@ def _optional_hex(label: str, value: Any) -> str | None:
     return value.lower()
 
 
+CHROMA = ("4:4:4", "4:2:0", "auto")
+# YAML 1.1 reads an unquoted 4:2:0 as the base-60 integer 14520: take it as what was written.
+_SEXAGESIMAL = {a * 3600 + b * 60 + c: f"{a}:{b}:{c}" for a, b, c in ((4, 4, 4), (4, 2, 0))}
+
+
+def _chroma(label: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = _SEXAGESIMAL.get(value, value)
+    if value not in CHROMA:
+        raise _bad(label, " or ".join(CHROMA), value)
+    return value
+
+
 def _optional_id(label: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value)):
         return value
@@ -460,6 +474,7 @@ _TEXTUAL: frozenset[Check] = frozenset(
         _prefix,
         _buckets,
         _directory,
+        _chroma,
     }
 )
 
@@ -524,7 +539,7 @@ _SCHEMA: dict[str, Any] = {
             "avif": _integer(0, 9),
             "jxl": _integer(1, 10),
         },  # fmt: skip
-        "chroma": {"avif": _choice("4:4:4", "4:2:0")},
+        "chroma": {"avif": _chroma},
         "metadata": _choice("strip", "copyright", "keep"),
         "auto_formats": _auto_formats,
     },

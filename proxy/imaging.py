@@ -258,7 +258,7 @@ _QUOTED_PATH = re.compile(r"\"/[^\"]*\"")
 _EFFORT = EffortConfig()
 _CHROMA = ChromaConfig()
 # output.chroma -> libvips' subsample_mode
-_SUBSAMPLE = {"4:4:4": "off", "4:2:0": "on"}
+_SUBSAMPLE = {"4:4:4": "off", "4:2:0": "on", "auto": "auto"}
 
 
 def encode(

@@ -26,7 +26,8 @@ from .urls import SourceRef
 from .workers import RenderPool, SingleFlight
 
 YEAR = 31_536_000
-PLANS_KEPT = 4096  # request plans remembered (Renderer._plan), a few hundred bytes each
+PLANS_KEPT = 4096  # request plans remembered (Renderer._plan), a few KB each at most
+PLAN_TEXT_MAX = 2048  # characters of headers and canonical path a remembered plan may hold
 FACES_KEPT = 100_000  # originals whose faces are remembered: a few dozen bytes each
 
 
@@ -209,7 +210,10 @@ class Renderer:
         hints = None
         if options.dpr == "auto":
             hints = tuple(request_headers.get(name, "") for name in DPR_HINTS)
-        key = (options, ref, accept, hints, faces.DETECTOR)  # the detector enters ETags
+        # Options compare 1 and 1.0 as equal, but a crop's 1 is a pixel and its 1.0 the whole
+        # side: the key tells them apart. The detector enters ETags.
+        crop_kinds = tuple(map(type, options.crop)) if options.crop else None
+        key = (options, crop_kinds, ref, accept, hints, faces.DETECTOR)
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -225,7 +229,10 @@ class Renderer:
         plan = Plan(resolved, negotiated, vary, variant, canonical, "", tag, max_age, control)
         if identity is not None:
             plan = dataclasses.replace(plan, etag=self._etag(plan, identity))
-        self._plans[key] = plan
+        # Browsers' headers and most URLs are short; long ones are answered, not remembered,
+        # so the memory stays bounded (PLANS_KEPT entries of a few KB at most).
+        if len(accept or "") + sum(map(len, hints or ())) + len(canonical) <= PLAN_TEXT_MAX:
+            self._plans[key] = plan
         return plan
 
     def _etag(self, plan: Plan, identity: str) -> str:

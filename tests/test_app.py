@@ -271,6 +271,29 @@ async def test_an_expiring_url_seen_before_is_refused_once_it_expires(
     await assert_problem(await client.get(path), 403, "expired")
 
 
+async def test_a_crop_of_one_pixel_and_of_the_whole_side_are_two_images(client, photo_bytes):
+    """`1` is a pixel and `1.0` the whole side, though Python finds them equal: whatever is
+    remembered of the first request must not answer the second."""
+    image_id = (await upload(client, photo_bytes))["id"]
+    pixel = await client.get(f"/crop/0,0,1,1/fmt/png/{image_id}")
+    whole = await client.get(f"/crop/0,0,1.0,1.0/fmt/png/{image_id}")
+    assert (decode(await pixel.read()).width, decode(await pixel.read()).height) == (1, 1)
+    full = decode(await whole.read())
+    info = await (await client.get(f"/images/{image_id}/info")).json()
+    assert (full.width, full.height) == (info["width"], info["height"])
+    assert pixel.headers["ETag"] != whole.headers["ETag"]
+
+
+async def test_long_accept_headers_are_negotiated_each_time(client, photo_bytes) -> None:
+    image_id = (await upload(client, photo_bytes))["id"]
+    padding = ", ".join(f"application/x-{i}" for i in range(300))  # ~6 KB of types
+    for accepted, mime in [("image/avif", "image/avif"), ("image/webp", "image/webp")] * 2:
+        headers = {"Accept": f"{padding}, {accepted}"}
+        response = await client.get(f"/resize/40x/fmt/auto/{image_id}", headers=headers)
+        assert response.status == 200
+        assert response.content_type == mime
+
+
 async def test_one_url_answers_each_client_by_its_own_headers(client, photo_bytes) -> None:
     """The same URL asked by different clients, in turns: what was negotiated for one never
     answers another (each answer is remembered, and the second round is cache hits)."""

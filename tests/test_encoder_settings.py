@@ -7,7 +7,7 @@ import pytest
 
 from conftest import decode, gradient
 from proxy import imaging
-from proxy.config import ConfigError, EffortConfig, from_mapping
+from proxy.config import ConfigError, EffortConfig, from_mapping, load
 
 
 def test_effort_defaults_favour_speed_for_avif() -> None:
@@ -149,3 +149,25 @@ async def test_configured_chroma_reaches_the_avif_and_its_etag(app_client) -> No
     assert answers["4:2:0"][0] == (0, 1, 1)  # Main profile, both halved
     assert answers["4:4:4"][1] < 10 < answers["4:2:0"][1]
     assert answers["4:4:4"][2] != answers["4:2:0"][2]
+
+
+@pytest.mark.parametrize("written", ["avif: 4:2:0", "avif: '4:2:0'", 'avif: "4:2:0"'])
+def test_chroma_is_read_as_written_in_yaml(tmp_path, written: str) -> None:
+    # YAML 1.1 reads an unquoted 4:2:0 as the base-60 integer 14520.
+    path = tmp_path / "config.yaml"
+    path.write_text(f"output:\n  chroma:\n    {written}\n")
+    assert load(path, env={}).output.chroma.avif == "4:2:0"
+
+
+@pytest.mark.parametrize("value", ["4:2:0", "4:4:4", "auto"])
+def test_chroma_is_read_from_the_environment(value: str) -> None:
+    cfg = from_mapping({}, {"PROGIMAGE_OUTPUT__CHROMA__AVIF": value})
+    assert cfg.output.chroma.avif == value
+
+
+def test_chroma_auto_is_libvips_rule_full_from_quality_90() -> None:
+    image = gradient(64, 48).add(pyvips_noise(64, 48)).cast("uchar")
+    assert _av1_chroma(imaging.encode(image, "avif", 60, chroma="auto")) == (0, 1, 1)
+    assert _av1_chroma(imaging.encode(image, "avif", 95, chroma="auto")) == (1, 0, 0)
+    assert _av1_chroma(imaging.encode(image, "avif", 95, chroma="4:2:0")) == (0, 1, 1)
+    assert _av1_chroma(imaging.encode(image, "avif", 60)) == (1, 0, 0)  # the default
