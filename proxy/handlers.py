@@ -36,7 +36,7 @@ from .keys import (
     RENDITION,
     SOURCE,
     STORE,
-)  # fmt: skip
+)
 from .ops import Options
 from .renderer import YEAR, Rendition, chroma_table, effort_table, quality_table
 from .sources import spool
@@ -45,12 +45,12 @@ from .urls import ID_RE, SourceRef
 
 CHUNK = 256 * 1024
 UPLOAD_FIELDS = ("image", "file", "data")
-# First path segments of the API's own routes: never the start of a derived-image URL.
 # Derived paths whose signature check and parse are remembered per process: both are pure
 # functions of the path, and a repeated URL is the common case (a cache hit then does
 # neither). Only valid paths are kept, and only short ones, so the memory stays bounded.
 PARSED_KEPT = 4096
 PARSED_MAX_LENGTH = 1024
+# First path segments of the API's own routes: never the start of a derived-image URL.
 RESERVED = frozenset({"images", "jobs", "info", "health", "metrics", "docs", "openapi.json"})
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # A request body (upload, on-demand render) must keep arriving: at most
