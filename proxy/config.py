@@ -145,8 +145,8 @@ class EffortConfig:
 @dataclass(frozen=True)
 class ChromaConfig:
     # AVIF at full chroma resolution (4:4:4, as sharp and avifenc write it) scores as high by
-    # SSIMULACRA2 as WebP 80 in 0.79-0.86 x its bytes at the same encode time; 4:2:0 needs
-    # 0.97-1.02 x (README "AVIF encoder settings"). Browsers decode both. "auto" is libvips'
+    # SSIMULACRA2 as WebP 80 in 0.79-0.88 x its bytes for ~1-2 ms more encode; 4:2:0 needs
+    # 0.99-1.02 x (README "AVIF encoder settings"). Browsers decode both. "auto" is libvips'
     # own rule: 4:2:0 below quality 90, 4:4:4 from there.
     avif: str = "4:4:4"
 

@@ -38,7 +38,7 @@ from .keys import (
     STORE,
 )
 from .ops import Options
-from .renderer import YEAR, Rendition, chroma_table, effort_table, quality_table
+from .renderer import YEAR, Rendition
 from .sources import spool
 from .sources.http import remote_ref
 from .urls import ID_RE, SourceRef
@@ -566,9 +566,7 @@ async def render_body(
             tmp,
             options,
             requested_format=requested,
-            quality=quality_table(config),
-            effort=effort_table(config),
-            chroma=chroma_table(config),
+            **renderer.encoder,
             max_pixels=config.limits.max_pixels,
             allow_svg=config.sources.allow_svg,
             metadata=config.output.metadata,

@@ -160,14 +160,8 @@ class Renderer:
         self._plans: LRUCache[tuple, Plan] = LRUCache(PLANS_KEPT)
         self._files: dict[str, str] = {}  # fallback image files: path -> content identity
         # What shapes the bytes besides the URL: part of every ETag (cache.result_key).
-        self.settings = repr(
-            (
-                quality_table(config),
-                effort_table(config),
-                chroma_table(config),
-                config.output.metadata,
-            )
-        )
+        self.encoder = encoder_settings(config)
+        self.settings = repr((self.encoder, config.output.metadata))
 
     async def prepare(
         self, options: Options, ref: SourceRef, request_headers: Mapping[str, str]
@@ -401,7 +395,7 @@ class Renderer:
             original.data,
             Options(),
             requested_format=None,
-            quality=quality_table(self.config),
+            quality=self.encoder["quality"],
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
             known=original.known,  # a sandboxed original's faces come from its preview
@@ -425,9 +419,7 @@ class Renderer:
             original.data,
             options,
             requested_format=requested,
-            quality=quality_table(self.config),
-            effort=effort_table(self.config),
-            chroma=chroma_table(self.config),
+            **self.encoder,
             max_pixels=self.config.limits.max_pixels,
             allow_svg=self.config.sources.allow_svg,
             metadata=self.config.output.metadata,
@@ -441,15 +433,16 @@ class Renderer:
         return result, made
 
 
+def encoder_settings(config: Config) -> dict[str, dict]:
+    """output.quality, output.effort and output.chroma as the pipeline takes them (format ->
+    value), keyword by keyword: what encodes the bytes besides the URL."""
+    output = config.output
+    return {
+        "quality": dataclasses.asdict(output.quality),
+        "effort": dataclasses.asdict(output.effort),
+        "chroma": dataclasses.asdict(output.chroma),
+    }
+
+
 def quality_table(config: Config) -> dict[str, int]:
-    q = config.output.quality
-    return {"jpeg": q.jpeg, "webp": q.webp, "avif": q.avif, "jxl": q.jxl}
-
-
-def effort_table(config: Config) -> dict[str, int]:
-    e = config.output.effort
-    return {"jpeg": e.jpeg, "webp": e.webp, "avif": e.avif, "jxl": e.jxl}
-
-
-def chroma_table(config: Config) -> dict[str, str]:
-    return {"avif": config.output.chroma.avif}
+    return encoder_settings(config)["quality"]
